@@ -1,0 +1,4 @@
+export * from './policy';
+export * from './classifier';
+export * from './precopy';
+export * from './compaction';
