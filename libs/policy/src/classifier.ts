@@ -19,7 +19,7 @@ export interface LayeredParams {
   demoteAfter: number;
 }
 
-export const DEFAULT_LAYERED_PARAMS: LayeredParams = { window: 4, threshold: 2, demoteAfter: 2 };
+export const DEFAULT_LAYERED_PARAMS: LayeredParams = { window: 4, threshold: 3, demoteAfter: 1 };
 
 export interface LayerCounts {
   cold: number;

@@ -107,30 +107,30 @@ export function xenLegacyPolicy(opts: { maxIterations?: number; threshold?: numb
 }
 
 export interface LayeredStopParams {
-  /** Stop-and-copy once what remains would be sent within this many milliseconds... */
+  /** Stop-and-copy as soon as what remains would be sent within this many milliseconds (0 = no target). */
   downtimeTargetMs: number;
-  /** ...and another round no longer shrinks what remains by at least this fraction. */
+  /** A round "pays off" when it shrinks what remains by at least this fraction of the best so far. */
   minProgress: number;
+  /** Stop after this many rounds in a row that did not pay off. */
+  stallRounds: number;
   /** Stop anyway when what remains is this small (pages): Xen's 50. */
   smallRemainder: number;
   /** Stop after this many live rounds whatever happens. */
   maxIterations: number;
   /** Stop when more than this multiple of the domain's pages has been sent. */
   maxFactor: number;
-  /** Rounds without progress tolerated while still above the downtime target (non-convergent guests). */
-  stallRounds: number;
 }
 
 export const DEFAULT_LAYERED_STOP: LayeredStopParams = {
-  downtimeTargetMs: 300,
+  downtimeTargetMs: 0,
   minProgress: 0.1,
+  stallRounds: 2,
   smallRemainder: 50,
   maxIterations: 29,
   maxFactor: 3,
-  stallRounds: 2,
 };
 
-/** The expected stop-and-copy time of sending `pages` pages at `bandwidthBps`. */
+/** The expected stop-and-copy time of sending `pages` pages at `bandwidthBps` (bytes per second). */
 export function expectedDowntimeMs(pages: number, bandwidthBps: number, pageWireBytes = 4096 + 8): number {
   if (bandwidthBps <= 0) return Number.POSITIVE_INFINITY;
   return (pages * pageWireBytes * 1000) / bandwidthBps;
@@ -138,9 +138,12 @@ export function expectedDowntimeMs(pages: number, bandwidthBps: number, pageWire
 
 /**
  * The thesis' stop rule, with the lesson of the first-order model in DESIGN.md: every held page is
- * sent during downtime, so the rule counts the held set. Stop when what remains (held + the
- * prepared round) fits the downtime target and rounds stopped paying off, when it is tiny, when the
- * guest does not converge (no progress for `stallRounds` rounds), or at the caps.
+ * sent during downtime, so the rule counts the held set, and it keeps going while rounds pay off so
+ * that held pages which calm down are released and sent live. What remains after a CLEAN is the
+ * held set plus the prepared round. Stop when that would be sent within the downtime target, when
+ * it is tiny, when `stallRounds` rounds in a row did not shrink it (the guest's writable working
+ * set is reached, or it never converges), or at the caps. The prepared round is still sent live
+ * before stopping: it holds the calm pages, and the final round then only carries the hot ones.
  */
 export function layeredPolicy(params: Partial<LayeredStopParams> = {}): PrecopyPolicy {
   const p = { ...DEFAULT_LAYERED_STOP, ...params };
@@ -155,13 +158,11 @@ export function layeredPolicy(params: Partial<LayeredStopParams> = {}): PrecopyP
     },
     afterClean: (s) => {
       const remaining = s.held + s.toSend;
-      if (remaining < p.smallRemainder) return { action: 'stop', sendLive: false, reason: 'dirty-below-threshold' };
-      const fits = expectedDowntimeMs(remaining, s.bandwidthBps) <= p.downtimeTargetMs;
-      const history = s.remainingHistory;
-      const previous = history.length > 0 ? history[history.length - 1] : undefined;
-      const progressed = previous === undefined || remaining < previous * (1 - p.minProgress);
-      if (fits && !progressed) return { action: 'stop', sendLive: false, reason: 'downtime-target-met' };
-      if (!fits && stalled(history, remaining, p)) return { action: 'stop', sendLive: false, reason: 'no-progress' };
+      if (remaining < p.smallRemainder) return { action: 'stop', sendLive: true, reason: 'dirty-below-threshold' };
+      if (p.downtimeTargetMs > 0 && expectedDowntimeMs(remaining, s.bandwidthBps) <= p.downtimeTargetMs) {
+        return { action: 'stop', sendLive: true, reason: 'downtime-target-met' };
+      }
+      if (stalled(s.remainingHistory, remaining, p)) return { action: 'stop', sendLive: true, reason: 'no-progress' };
       return CONTINUE;
     },
   };

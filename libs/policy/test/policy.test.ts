@@ -31,8 +31,8 @@ function count(b: Uint8Array): number {
  */
 function scriptedExecutor(policy: PrecopyPolicy, dirtyAfterRound: (round: number) => number[]) {
   const classifier = new DirtyPageClassifier(PAGES, policy.holdsJitteryPages);
-  let pendingDirty = new Uint8Array(PAGES / 8);
-  let sendSet = new Uint8Array(PAGES / 8);
+  let pendingDirty: Uint8Array = new Uint8Array(PAGES / 8);
+  let sendSet: Uint8Array = new Uint8Array(PAGES / 8);
   const sentPerRound: number[] = [];
   let suspended = false;
   const executor: PrecopyExecutor = {

@@ -1,0 +1,3 @@
+export * from './host-registry';
+export * from './migration-records';
+export * from './migration-events';

@@ -1,0 +1,3 @@
+export * from './trace';
+export * from './simulator';
+export * from './presets';
