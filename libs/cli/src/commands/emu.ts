@@ -4,6 +4,7 @@ import { parse, num, UsageError } from '../args';
 import type { Command } from './command';
 import { parseBytes } from '@ferry/runtime';
 import type { WorkloadSpec } from '@ferry/hypervisor';
+import { runEmuHostMain, runProbe } from '@ferry/emu-host';
 
 const WORKLOADS = ['kv', 'web', 'db', 'compile', 'memtest', 'idle'] as const;
 
@@ -20,7 +21,6 @@ export const emuHost: Command = {
   async run(argv) {
     const { values } = parse(argv, { name: { type: 'string' }, dir: { type: 'string' }, capacity: { type: 'string' } });
     if (!values.name || !values.dir) throw new UsageError('--name and --dir are required');
-    const { runEmuHostMain } = await import('@ferry/emu-host');
     await runEmuHostMain({ name: values.name, dir: values.dir, capacityBytes: parseBytes(values.capacity ?? '8GiB') });
     return 0;
   },
@@ -50,7 +50,6 @@ own counters. Workload knobs: --write-rate N, --hot-set F, --zipf S, --phase-sec
       pattern: { type: 'string' },
       json: { type: 'boolean' },
     });
-    const { runProbe } = await import('@ferry/emu-host');
     const pattern = values.pattern;
     if (pattern !== undefined && pattern !== 'sequential' && pattern !== 'random') throw new UsageError('--pattern is sequential or random');
     const result = await runProbe({
