@@ -19,7 +19,10 @@ export function unary<Req, Res>(
   handler: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
-    handler(call.request, call).then(
+    // Promise.resolve().then so a handler that throws synchronously is mapped like a rejection.
+    Promise.resolve()
+      .then(() => handler(call.request, call))
+      .then(
       (res) => callback(null, res),
       (err: unknown) => {
         const se = toServiceError(err);
