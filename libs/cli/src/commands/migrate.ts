@@ -5,7 +5,7 @@ import { num, parse, UsageError } from '../args';
 import { connect, COORDINATOR_FLAGS } from '../coordinator';
 import { runMigrationSession } from '../migration-session';
 import { describeEvent } from '../progress';
-import { POLICY_NAMES } from './variants';
+import { POLICY_NAMES } from '@ferry/bench';
 import type { Command } from './command';
 
 export const migrate: Command = {

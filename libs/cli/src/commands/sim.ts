@@ -8,7 +8,15 @@ import type { PolicyName } from '@ferry/policy';
 import { parseBandwidthBits, parseBytes } from '@ferry/runtime';
 import { num, parse, UsageError } from '../args';
 import type { Command } from './command';
-import { parseVariant, VARIANTS_DEFAULT, type Variant } from './variants';
+import { parseVariant, VARIANTS_DEFAULT, type Variant } from '@ferry/bench';
+
+function variantOrUsage(text: string): Variant {
+  try {
+    return parseVariant(text);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
 
 function list(value: string | undefined, fallback: string): string[] {
   return (value ?? fallback).split(',').map((s) => s.trim()).filter(Boolean);
@@ -68,7 +76,7 @@ seed and bandwidth. The same inputs always give the same output.`,
       'downtime-target': { type: 'string' },
       json: { type: 'string' },
     });
-    const variants = list(values.policies, VARIANTS_DEFAULT.join(',')).map(parseVariant);
+    const variants = list(values.policies, VARIANTS_DEFAULT.join(',')).map(variantOrUsage);
     const bandwidths = list(values.bandwidth, '1gbit').map(parseBandwidthBits);
     if (bandwidths.some((b) => b <= 0)) throw new UsageError('--bandwidth must be positive for the simulator');
     const seeds = numbers(values.seeds, 'seeds', 1);

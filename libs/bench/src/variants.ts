@@ -1,7 +1,6 @@
 // A variant is a policy with or without balloon compaction, written "layered+compaction".
 
 import type { PolicyName } from '@ferry/policy';
-import { UsageError } from '../args';
 
 export interface Variant {
   label: string;
@@ -16,7 +15,7 @@ export const VARIANTS_DEFAULT = ['xen-4.17', 'xen-legacy', 'xen-4.17+compaction'
 export function parseVariant(text: string): Variant {
   const [policy, extra] = text.split('+');
   if (!(POLICY_NAMES as string[]).includes(policy) || (extra !== undefined && extra !== 'compaction')) {
-    throw new UsageError(`unknown policy variant "${text}" (${POLICY_NAMES.join(', ')}, optionally +compaction)`);
+    throw new RangeError(`unknown policy variant "${text}" (${POLICY_NAMES.join(', ')}, optionally +compaction)`);
   }
   return { label: text, policy: policy as PolicyName, compaction: extra === 'compaction' };
 }

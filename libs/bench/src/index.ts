@@ -1,0 +1,3 @@
+export * from './variants';
+export * from './suite';
+export * from './svg';

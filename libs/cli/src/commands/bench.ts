@@ -1,0 +1,144 @@
+// `ferry bench`: real migrations in a lab, side by side with xen-4.17, as ratios.
+
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BENCH_WORKLOADS, lineChartSvg, parseVariant, runBench, VARIANTS_DEFAULT, type BenchRun, type BenchWorkload } from '@ferry/bench';
+import { startLab, stopLab } from '@ferry/lab';
+import { parseBandwidthBits, parseBytes } from '@ferry/runtime';
+import { num, parse, UsageError } from '../args';
+import type { Command } from './command';
+
+export const bench: Command = {
+  name: 'bench',
+  usage: 'bench [--workloads kv,...] [--policies ...] [--memory 256MiB] [--free 0.5] [--bandwidth 1gbit] [--seeds 1] [--json FILE] [--svg-dir DIR]',
+  summary: 'measure real migrations in a lab: every policy variant against xen-4.17, as ratios',
+  help: `
+Starts its own two-host lab (or uses --coordinator ADDR with hosts --source/--target), and for
+every workload and seed boots the same guest once per policy variant, lets it run --warmup
+seconds, migrates it from host-1 to host-2 under one bandwidth cap and removes it. Variants
+(--policies): xen-4.17, xen-legacy, layered, each optionally "+compaction" (default: the
+ablation ${VARIANTS_DEFAULT.join(', ')}). Guest knobs: --memory --free --write-rate --hot-set --zipf
+--phase-seconds --pattern. --json FILE writes every run (the "ferry migrate --json" fields, the
+rounds, ratios against xen-4.17); --svg-dir DIR writes a chart per workload (pages sent and dirty
+pages per round, per variant).`,
+  async run(argv) {
+    const { values } = parse(argv, {
+      workloads: { type: 'string' },
+      policies: { type: 'string' },
+      memory: { type: 'string' },
+      free: { type: 'string' },
+      bandwidth: { type: 'string' },
+      seeds: { type: 'string' },
+      'write-rate': { type: 'string' },
+      'hot-set': { type: 'string' },
+      zipf: { type: 'string' },
+      'phase-seconds': { type: 'string' },
+      pattern: { type: 'string' },
+      warmup: { type: 'string' },
+      verify: { type: 'boolean' },
+      json: { type: 'string' },
+      'svg-dir': { type: 'string' },
+      coordinator: { type: 'string' },
+      source: { type: 'string' },
+      target: { type: 'string' },
+    });
+    const workloads = (values.workloads ?? BENCH_WORKLOADS.join(',')).split(',').map((w) => {
+      if (!(BENCH_WORKLOADS as readonly string[]).includes(w)) throw new UsageError(`unknown workload "${w}"`);
+      return w as BenchWorkload;
+    });
+    const variants = (values.policies ?? VARIANTS_DEFAULT.join(',')).split(',').map((v) => {
+      try {
+        return parseVariant(v);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+    });
+    if (!variants.some((v) => v.label === 'xen-4.17')) variants.unshift(parseVariant('xen-4.17')); // the baseline of every ratio
+    const pattern = values.pattern;
+    if (pattern !== undefined && pattern !== 'sequential' && pattern !== 'random') throw new UsageError('--pattern is sequential or random');
+    const seeds = (values.seeds ?? '1').split(',').map((s) => num(s, 'seeds', 1));
+    const bandwidthBits = parseBandwidthBits(values.bandwidth ?? '1gbit');
+
+    let labDir: string | undefined;
+    let coordinator = values.coordinator;
+    if (!coordinator) {
+      labDir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
+      console.error(`bench: starting a two-host lab in ${labDir}`);
+      coordinator = (await startLab({ dir: labDir, hosts: 2, detached: false })).coordinator;
+    }
+    const started = Date.now();
+    try {
+      const runs = await runBench({
+        coordinator,
+        source: values.source ?? 'host-1',
+        target: values.target ?? 'host-2',
+        workloads,
+        variants,
+        seeds,
+        guest: {
+          memoryBytes: parseBytes(values.memory ?? '256MiB'),
+          freeFraction: num(values.free, 'free', 0.5),
+          writeRate: num(values['write-rate'], 'write-rate', 0),
+          hotSetFraction: num(values['hot-set'], 'hot-set', 0),
+          zipfS: num(values.zipf, 'zipf', 0),
+          phaseSeconds: num(values['phase-seconds'], 'phase-seconds', 0),
+          ...(pattern ? { pattern } : {}),
+        },
+        bandwidthBits,
+        warmupSeconds: num(values.warmup, 'warmup', 3),
+        verify: values.verify ?? false,
+        log: (l) => console.error(`bench: ${l}`),
+      });
+      printTable(runs);
+      console.log(`\n${runs.length} migrations in ${((Date.now() - started) / 1000).toFixed(0)} s at ${bandwidthBits / 1e6} Mbit/s`);
+      if (values.json) {
+        writeFileSync(values.json, JSON.stringify({ command: `ferry bench ${argv.join(' ')}`, bandwidth_bits: bandwidthBits, runs }, null, 2));
+        console.log(`wrote ${values.json}`);
+      }
+      if (values['svg-dir']) {
+        mkdirSync(values['svg-dir'], { recursive: true });
+        for (const w of workloads) {
+          const ofW = runs.filter((r) => r.workload === w && r.seed === seeds[0]);
+          const series = ofW.flatMap((r) => [
+            { label: `${r.variant} sent`, values: r.pages_per_round },
+            { label: `${r.variant} dirty`, values: r.dirty_per_round.slice(1), dashed: true },
+          ]);
+          const file = join(values['svg-dir'], `${w}.svg`);
+          writeFileSync(file, lineChartSvg(`${w}: pages per round (seed ${seeds[0]}, ${bandwidthBits / 1e6} Mbit/s)`, 'pages (log scale)', series));
+          console.log(`wrote ${file}`);
+        }
+      }
+      return runs.every((r) => r.outcome === 'succeeded') ? 0 : 1;
+    } finally {
+      if (labDir) {
+        await stopLab(labDir);
+        rmSync(labDir, { recursive: true, force: true });
+      }
+    }
+  },
+};
+
+function printTable(runs: BenchRun[]): void {
+  const header = ['workload', 'seed', 'variant', 'outcome', 'rounds', 'MiB sent', 'total ms', 'down ms', 'bytes×', 'total×', 'down×', 'balloon MiB', 'held'];
+  const f = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(2));
+  const body = runs.map((r) => [
+    r.workload,
+    String(r.seed),
+    r.variant,
+    r.outcome,
+    String(r.rounds),
+    (r.bytes_sent / 1048576).toFixed(1),
+    String(r.total_ms),
+    String(r.downtime_ms),
+    f(r.ratio_bytes),
+    f(r.ratio_total),
+    f(r.ratio_downtime),
+    ((r.balloon_released_pages * 4096) / 1048576).toFixed(1),
+    String(r.deferred_pages),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ');
+  console.log(fmt(header));
+  for (const b of body) console.log(fmt(b));
+}
