@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import { BalloonManager, DEFAULT_COMPACTION_SETTINGS } from '@ferry/balloon';
 import type { HypervisorDriver } from '@ferry/hypervisor';
 // connect.ts is not re-exported by @ferry/hypervisor's index (yet).
-import { connectDriverFromEnv } from '@ferry/hypervisor/src/connect';
+import { connectDriverFromEnv } from '@ferry/hypervisor';
 import { createLogger, env, envInt, onShutdownSignal, type StartedGrpcServer } from '@ferry/runtime';
 import { startBalloonManagerServer } from './server';
 

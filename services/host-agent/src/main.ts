@@ -13,7 +13,7 @@ import { FERRY_VERSION, HostAgent } from '@ferry/agent';
 import { registerHost } from '@ferry/cluster';
 import type { HypervisorDriver } from '@ferry/hypervisor';
 // connect.ts is not re-exported by @ferry/hypervisor's index (yet).
-import { connectDriverFromEnv } from '@ferry/hypervisor/src/connect';
+import { connectDriverFromEnv } from '@ferry/hypervisor';
 import { createLogger, env, onShutdownSignal, type StartedGrpcServer } from '@ferry/runtime';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startHostAgentServer } from './server';
