@@ -7,3 +7,4 @@ export { HostMemory } from './host-memory';
 export { parseByteSize } from './byte-size';
 export { runEmuHostMain, type RunEmuHostOptions } from './run-host';
 export { runProbe, type ProbeOptions, type ProbeResult } from './probe';
+export { recordTrace, type TraceRecordOptions, type RecordedTrace } from './trace-record';

@@ -4,9 +4,10 @@ import { labDown, labStatus, labUp } from './lab';
 import { sim } from './sim';
 import { demo } from './demo';
 import { bench } from './bench';
+import { traceRecord } from './trace';
 import { domainCreate, domains, hosts } from './cluster';
 import { cancel, migrate, watch } from './migrate';
 
 export type { Command };
 
-export const COMMANDS: Command[] = [demo, labUp, labStatus, labDown, hosts, domains, domainCreate, migrate, watch, cancel, bench, sim, emuProbe, emuHost];
+export const COMMANDS: Command[] = [demo, labUp, labStatus, labDown, hosts, domains, domainCreate, migrate, watch, cancel, bench, sim, traceRecord, emuProbe, emuHost];
