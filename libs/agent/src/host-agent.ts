@@ -126,8 +126,33 @@ export class HostAgent {
     const host = await this.driver.hostInfo();
     checkCapacity(host, spec.maxPages, spec.name);
     const domid = await this.driver.createDomain(spec);
+    await this.waitForBoot(domid, spec.name, spec.workload?.kind === 'kv');
     this.logger.info({ domid, name: spec.name, pages: spec.maxPages, workload: spec.workload?.kind ?? 'idle' }, 'domain created');
     return { domain: await this.view(await this.info(domid)) };
+  }
+
+  /**
+   * CreateDomain answers once the guest has booted: it advertises suspend support and reports its
+   * memory (and a kv guest its service address), so the domain is migratable when the call returns.
+   */
+  private async waitForBoot(domid: number, name: string, serves: boolean, timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const info = await this.driver.domainInfo(domid);
+      if (info.state === 'shutdown') {
+        throw new FerryError(status.INTERNAL, 'GUEST_BOOT_FAILED', `${name} shut down (${info.shutdownReason}) while booting`);
+      }
+      const [suspend, free, address] = await Promise.all([
+        this.driver.xenstoreRead(xsPaths.featureSuspend(domid)),
+        this.driver.xenstoreRead(xsPaths.meminfoFree(domid)),
+        serves ? this.driver.xenstoreRead(xsPaths.serviceAddress(domid)) : Promise.resolve('n/a'),
+      ]);
+      if (suspend === '1' && free !== null && address) return;
+      if (Date.now() > deadline) {
+        throw new FerryError(status.DEADLINE_EXCEEDED, 'GUEST_BOOT_TIMEOUT', `${name} did not finish booting within ${timeoutMs / 1000} s`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /**

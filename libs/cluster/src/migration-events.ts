@@ -18,11 +18,12 @@ export const EVENT_SUBJECT_PREFIX = 'ferry.migrations';
 /** Window in which the stream drops a message id it has seen (a retried publish). */
 const DUPLICATE_WINDOW_MS = 10 * 60_000;
 
-/** The last token of an event's subject: the oneof case of MigrationEvent.event. */
+/** The oneof case of MigrationEvent.event; its snake_case form ends the event's subject. */
 export type MigrationEventKind = NonNullable<MigrationEvent['event']>['$case'];
 
+/** `ferry.migrations.<id>.phase_changed`, `....round_completed`, `....migration_failed`, ... */
 export function eventSubject(migrationId: string, kind: MigrationEventKind): string {
-  return `${EVENT_SUBJECT_PREFIX}.${migrationId}.${kind}`;
+  return `${EVENT_SUBJECT_PREFIX}.${migrationId}.${kind.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`;
 }
 
 /** Every subject of one migration's events. */
@@ -44,6 +45,7 @@ export function eventMessageId(e: Pick<MigrationEvent, 'migrationId' | 'sequence
 /** An event read back, with the trace context it was published under. */
 export interface StoredEvent {
   event: MigrationEvent;
+  subject: string;
   /** The W3C traceparent header, when the publisher had an active trace. */
   traceparent?: string;
 }
@@ -120,7 +122,7 @@ export class MigrationEvents {
           const event = MigrationEvent.decode(m.data);
           if (event.sequence > after) {
             const traceparent = m.headers?.get('traceparent') || undefined;
-            yield traceparent ? { event, traceparent } : { event };
+            yield traceparent ? { event, subject: m.subject, traceparent } : { event, subject: m.subject };
           }
           if (isTerminalEvent(event)) break;
           if (!opts.follow && m.info.pending === 0) break;

@@ -1,11 +1,12 @@
 // Migration records: one NATS KV entry per migration (bucket `ferry_migrations`, key = migration
-// id, value = the Migration proto as JSON, readable with `nats kv get`). The coordinator is the
-// single writer, and every write after the first is a compare-and-set on the revision it read:
-// a write based on a stale revision is refused (MigrationRecordConflict), never merged or
-// overwritten, so two writers can never silently undo each other.
+// id, value = the Migration proto as JSON, readable with `nats kv get ferry_migrations <id>`). The
+// coordinator is the single writer, and every write after the first is a compare-and-set on the
+// revision it read: a write based on a stale revision is refused (MigrationRecordConflict), never
+// merged or overwritten, so two writers can never silently undo each other.
 //
-// The same bucket holds the idempotency keys of StartMigration (`request.<sha256 of the key>` →
-// migration id), claimed with a create so that two claims of one key cannot both win.
+// The idempotency keys of StartMigration live in bucket `ferry_migration_requests` (key = sha256
+// of the client's key, value = migration id), claimed with a create so that two claims of one key
+// cannot both win.
 
 import { createHash } from 'node:crypto';
 import { Kvm, type KV } from '@nats-io/kv';
@@ -14,8 +15,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Migration } from '@ferry/proto';
 
 export const MIGRATION_BUCKET = 'ferry_migrations';
-const RECORD_PREFIX = 'migration.';
-const REQUEST_PREFIX = 'request.';
+export const REQUEST_BUCKET = 'ferry_migration_requests';
 
 /** A record and the KV revision it was read at (what the next update must name). */
 export interface VersionedMigration {
@@ -62,23 +62,28 @@ function decode(text: string): Migration {
   return Migration.fromJSON(JSON.parse(text));
 }
 
+/** Client keys are free text; KV keys are not: hash them. */
 function requestKey(requestId: string): string {
-  return REQUEST_PREFIX + createHash('sha256').update(requestId).digest('hex');
+  return createHash('sha256').update(requestId).digest('hex');
 }
 
 export class MigrationRecords {
-  private constructor(private readonly kv: KV) {}
+  private constructor(
+    private readonly kv: KV,
+    private readonly requests: KV,
+  ) {}
 
-  /** Opens the bucket, creating it on first use. */
+  /** Opens the buckets, creating them on first use. */
   static async open(nc: NatsConnection): Promise<MigrationRecords> {
-    return new MigrationRecords(await new Kvm(nc).create(MIGRATION_BUCKET, { history: 5 }));
+    const kvm = new Kvm(nc);
+    return new MigrationRecords(await kvm.create(MIGRATION_BUCKET, { history: 5 }), await kvm.create(REQUEST_BUCKET, { history: 1 }));
   }
 
   /** Stores a new record; MigrationRecordExists when the id is taken. Returns the revision. */
   async create(m: Migration): Promise<number> {
     if (!isValidMigrationId(m.id)) throw new RangeError(`invalid migration id "${m.id}"`);
     try {
-      return await this.kv.create(RECORD_PREFIX + m.id, encode(m));
+      return await this.kv.create(m.id, encode(m));
     } catch (err) {
       if (isWrongLastSequence(err)) throw new MigrationRecordExists(m.id);
       throw err;
@@ -88,7 +93,7 @@ export class MigrationRecords {
   /** Replaces the record if it is still at `expectedRevision`; MigrationRecordConflict otherwise. */
   async update(m: Migration, expectedRevision: number): Promise<number> {
     try {
-      return await this.kv.update(RECORD_PREFIX + m.id, encode(m), expectedRevision);
+      return await this.kv.update(m.id, encode(m), expectedRevision);
     } catch (err) {
       if (isWrongLastSequence(err)) throw new MigrationRecordConflict(m.id, expectedRevision);
       throw err;
@@ -97,7 +102,7 @@ export class MigrationRecords {
 
   async get(id: string): Promise<VersionedMigration | undefined> {
     if (!isValidMigrationId(id)) return undefined;
-    const e = await this.kv.get(RECORD_PREFIX + id);
+    const e = await this.kv.get(id);
     if (!e || e.operation !== 'PUT') return undefined;
     return { migration: decode(e.string()), revision: e.revision };
   }
@@ -105,7 +110,7 @@ export class MigrationRecords {
   /** Every record (unordered). */
   async list(): Promise<VersionedMigration[]> {
     const keys: string[] = [];
-    for await (const key of await this.kv.keys(`${RECORD_PREFIX}>`)) keys.push(key);
+    for await (const key of await this.kv.keys()) keys.push(key);
     const out: VersionedMigration[] = [];
     for (const key of keys) {
       const e = await this.kv.get(key);
@@ -121,11 +126,11 @@ export class MigrationRecords {
   async claimRequestId(requestId: string, migrationId: string): Promise<string> {
     const key = requestKey(requestId);
     try {
-      await this.kv.create(key, migrationId);
+      await this.requests.create(key, migrationId);
       return migrationId;
     } catch (err) {
       if (!isWrongLastSequence(err)) throw err;
-      const e = await this.kv.get(key);
+      const e = await this.requests.get(key);
       if (!e || e.operation !== 'PUT') throw err;
       return e.string();
     }
@@ -133,7 +138,7 @@ export class MigrationRecords {
 
   /** The migration id an idempotency key is bound to, if any. */
   async lookupRequestId(requestId: string): Promise<string | undefined> {
-    const e = await this.kv.get(requestKey(requestId));
+    const e = await this.requests.get(requestKey(requestId));
     return e && e.operation === 'PUT' ? e.string() : undefined;
   }
 }

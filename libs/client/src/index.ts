@@ -1,0 +1,4 @@
+// @ferry/client: the SDK of Ferry's public API (ferry.v1.MigrationService).
+export * from './ferry-client';
+export * from './errors';
+export * from './summary';

@@ -1,0 +1,161 @@
+// The live executor of the pre-copy loop (@ferry/policy runPrecopy): each round is prepared by
+// the source's memory-tracker (CLEAN, classify, fix the send set; the bitmap stays on the host)
+// and streamed by the source's page-streamer straight to the target's; suspend is the source
+// host-agent's suspend handshake. The coordinator only sees counts. Every step boundary checks
+// for a cancel, and streaming a round is interrupted by one.
+
+import { PrecopyAborted, runPrecopy, type PrecopyExecutor, type PrecopyOutcome, type RoundPlan, type RoundResult } from '@ferry/policy';
+import { FailureCode, MigrationPhase, type MigrationOptions, type MigrationPolicy, type RoundRecord } from '@ferry/proto';
+import { MigrationFailure } from './failures';
+import { unaryCall } from './grpc-unary';
+import { completionTimeoutMs, decidingPolicy, policyFor } from './precopy-policy';
+import { RoundReporter, type RoundExtras } from './round-reporter';
+import type { RunContext, Steps } from './steps';
+
+export interface PrecopySetup {
+  sourceHost: string;
+  sourceDomid: number;
+  /** The target streamer's data endpoint and the session token. */
+  peerEndpoint: string;
+  token: string;
+  policy: MigrationPolicy;
+  options: MigrationOptions;
+  memoryBytes: bigint;
+  /** From StartTracking. */
+  populatedPages: number;
+  maxPages: number;
+  /** When log-dirty was enabled (the "previous CLEAN" of round 1). */
+  trackingStartedAt: number;
+}
+
+export interface PrecopyReport {
+  outcome: PrecopyOutcome;
+  /** Why pre-copy stopped, for people. */
+  stopReason: string;
+  /** When the suspend handshake started: downtime runs from here. */
+  suspendStartedAt: number;
+  /** True when the completion timeout ended pre-copy. */
+  timedOut: boolean;
+}
+
+export class PrecopyRun implements PrecopyExecutor {
+  private readonly extras = new Map<number, RoundExtras>();
+  private readonly reporter: RoundReporter;
+  private lastCleanAt: number;
+  private suspendStartedAt = 0;
+  private timedOut = false;
+
+  constructor(
+    private readonly ctx: RunContext,
+    private readonly steps: Steps,
+    private readonly setup: PrecopySetup,
+  ) {
+    this.lastCleanAt = setup.trackingStartedAt;
+    this.reporter = new RoundReporter(ctx.journal, (round) => this.extras.get(round), (r: RoundRecord) => this.traceRound(r));
+  }
+
+  async run(): Promise<PrecopyReport> {
+    const { options } = this.setup;
+    const policy = decidingPolicy(
+      policyFor(this.setup.policy, options),
+      {
+        deadline: Date.now() + completionTimeoutMs(options, this.setup.memoryBytes),
+        onTimeout: options.onTimeout,
+        downtimeTargetMs: Number(options.downtimeTargetMs),
+      },
+      (d) => {
+        if (d.timedOut) this.timedOut = true;
+        this.reporter.decided(d);
+      },
+    );
+    let outcome: PrecopyOutcome;
+    try {
+      outcome = await runPrecopy(this, policy, { domainPages: this.setup.populatedPages, p2mSize: this.setup.maxPages });
+    } catch (err) {
+      await this.reporter.flush().catch(() => {});
+      if (!(err instanceof PrecopyAborted)) throw err;
+      const code = this.timedOut ? FailureCode.FAILURE_CODE_COMPLETION_TIMEOUT : FailureCode.FAILURE_CODE_NOT_CONVERGING;
+      throw new MigrationFailure(code, `pre-copy aborted: ${err.reason}`, this.setup.sourceHost);
+    }
+    await this.reporter.flush();
+    return { outcome, stopReason: this.reporter.stoppedBecause ?? '', suspendStartedAt: this.suspendStartedAt, timedOut: this.timedOut };
+  }
+
+  async prepareRound(round: number, final: boolean): Promise<RoundPlan> {
+    await this.reporter.flush();
+    this.ctx.trace.startRound(round, final);
+    const startedAt = Date.now();
+    const res = await this.steps.call('PrepareRound', this.setup.sourceHost, { failure: FailureCode.FAILURE_CODE_TRACKING_FAILED }, (h) =>
+      unaryCall(h.tracker.prepareRound, h.tracker, { fence: this.ctx.fence, round, final }, { deadlineMs: this.ctx.timing.callDeadlineMs }),
+    );
+    const prepared = Date.now();
+    const sinceClean = (startedAt - this.lastCleanAt) / 1000;
+    this.lastCleanAt = startedAt;
+    this.extras.set(round, {
+      startedAt: new Date(startedAt),
+      prepareMs: prepared - startedAt,
+      sendMs: 0,
+      dirtyRate: round === 0 || sinceClean <= 0 ? 0 : Number(res.dirtyCount) / sinceClean,
+      layers: res.layers,
+    });
+    return {
+      dirtyCount: Number(res.dirtyCount),
+      faultCount: Number(res.faultCount),
+      pagesToSend: Number(res.pagesToSend),
+      held: Number(res.pagesDeferred),
+      released: Number(res.pagesReleased),
+    };
+  }
+
+  async sendRound(round: number): Promise<RoundResult> {
+    await this.reporter.flush();
+    const { sourceHost, sourceDomid, peerEndpoint, token, options } = this.setup;
+    const startedAt = Date.now();
+    const res = await this.steps.call('SendRound', sourceHost, { failure: FailureCode.FAILURE_CODE_TRANSFER_FAILED, interruptible: true, throughPeer: true }, (h, signal) =>
+      unaryCall(
+        h.streamer.sendRound,
+        h.streamer,
+        { fence: this.ctx.fence, round, domid: sourceDomid, peerEndpoint, token, bandwidthBps: options.bandwidthBps, compression: options.compression },
+        { deadlineMs: this.ctx.timing.roundDeadlineMs, signal },
+      ),
+    );
+    const sendMs = Date.now() - startedAt;
+    const x = this.extras.get(round);
+    if (x) x.sendMs = sendMs;
+    return {
+      pagesSent: Number(res.pagesSent),
+      pagesSkipped: Number(res.skippedPages),
+      zeroPages: Number(res.zeroPages),
+      bytes: Number(res.wireBytes),
+      // The streamer's own clock excludes gRPC overhead; a round too short for it to measure
+      // falls back to ours.
+      elapsedMs: Number(res.elapsedMs) > 0 ? Number(res.elapsedMs) : Math.max(1, sendMs),
+    };
+  }
+
+  async suspend(): Promise<void> {
+    await this.reporter.flush();
+    this.steps.checkpoint();
+    await this.ctx.journal.enterPhase(MigrationPhase.MIGRATION_PHASE_STOP_AND_COPY, this.reporter.stoppedBecause ?? 'pre-copy stopped');
+    this.ctx.trace.enterPhase(MigrationPhase.MIGRATION_PHASE_STOP_AND_COPY);
+    this.suspendStartedAt = Date.now();
+    // Not interruptible: a suspend half done is undone by the rollback (ResumeDomain).
+    await this.steps.call('SuspendDomain', this.setup.sourceHost, { failure: FailureCode.FAILURE_CODE_SUSPEND_FAILED }, (h) =>
+      unaryCall(h.agent.suspendDomain, h.agent, { fence: this.ctx.fence, domid: this.setup.sourceDomid, timeoutMs: 0n }, { deadlineMs: this.ctx.timing.callDeadlineMs }),
+    );
+  }
+
+  onRound(record: Parameters<NonNullable<PrecopyExecutor['onRound']>>[0]): void {
+    this.reporter.roundSent(record);
+  }
+
+  private traceRound(r: RoundRecord): void {
+    this.ctx.trace.endRound(r.round, {
+      'ferry.pages_sent': Number(r.pagesSent),
+      'ferry.dirty_count': Number(r.dirtyCount),
+      'ferry.pages_deferred': Number(r.pagesDeferred),
+      'ferry.bytes': Number(r.bytes),
+      'ferry.decision': r.decisionReason,
+    });
+  }
+}
