@@ -19,6 +19,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { CompactionResult, Fence } from "./common";
+import { CompactionTimeoutAction, compactionTimeoutActionFromJSON, compactionTimeoutActionToJSON } from "./migration";
 
 /**
  * The balloon manager: one per host. Guest memory figures, and the balloon-driven compaction
@@ -73,6 +74,16 @@ export interface CompactRequest {
   headroomFraction: number;
   /** How long to wait for populated memory to settle at the target; 0 = the manager's default. */
   settleTimeoutMs: bigint;
+  /**
+   * What to do when compaction falls short of its target (the settle timeout fired, the
+   * balloon stopped moving, the guest has no balloon driver or reports no free memory).
+   * CONTINUE (the default): the balloon is frozen where it got to and the call succeeds with
+   * `reached` false and the shortfall. FAIL: the balloon target is put back to the original
+   * and unfrozen, and the call fails (DEADLINE_EXCEEDED when the guest did not get there in
+   * time, FAILED_PRECONDITION when it reports no free memory) with the shortfall as reason.
+   * A guest with nothing to release is never a failure.
+   */
+  onTimeout: CompactionTimeoutAction;
 }
 
 /** Response of BalloonManagerService.Compact. */
@@ -509,7 +520,7 @@ export const GetMemoryResponse: MessageFns<GetMemoryResponse> = {
 };
 
 function createBaseCompactRequest(): CompactRequest {
-  return { fence: undefined, domid: 0, headroomFraction: 0, settleTimeoutMs: 0n };
+  return { fence: undefined, domid: 0, headroomFraction: 0, settleTimeoutMs: 0n, onTimeout: 0 };
 }
 
 export const CompactRequest: MessageFns<CompactRequest> = {
@@ -528,6 +539,9 @@ export const CompactRequest: MessageFns<CompactRequest> = {
         throw new globalThis.Error("value provided for field message.settleTimeoutMs of type uint64 too large");
       }
       writer.uint32(32).uint64(message.settleTimeoutMs);
+    }
+    if (message.onTimeout !== 0) {
+      writer.uint32(40).int32(message.onTimeout);
     }
     return writer;
   },
@@ -577,6 +591,14 @@ export const CompactRequest: MessageFns<CompactRequest> = {
             message.settleTimeoutMs = reader.uint64() as bigint;
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.onTimeout = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -603,6 +625,11 @@ export const CompactRequest: MessageFns<CompactRequest> = {
         : isSet(object.settle_timeout_ms)
         ? BigInt(object.settle_timeout_ms)
         : 0n,
+      onTimeout: isSet(object.onTimeout)
+        ? compactionTimeoutActionFromJSON(object.onTimeout)
+        : isSet(object.on_timeout)
+        ? compactionTimeoutActionFromJSON(object.on_timeout)
+        : 0,
     };
   },
 
@@ -620,6 +647,9 @@ export const CompactRequest: MessageFns<CompactRequest> = {
     if (message.settleTimeoutMs !== 0n) {
       obj.settleTimeoutMs = message.settleTimeoutMs.toString();
     }
+    if (message.onTimeout !== 0) {
+      obj.onTimeout = compactionTimeoutActionToJSON(message.onTimeout);
+    }
     return obj;
   },
 
@@ -634,6 +664,7 @@ export const CompactRequest: MessageFns<CompactRequest> = {
     message.settleTimeoutMs = (object.settleTimeoutMs !== undefined && object.settleTimeoutMs !== null)
       ? BigInt(object.settleTimeoutMs)
       : 0n;
+    message.onTimeout = object.onTimeout ?? 0;
     return message;
   },
 };

@@ -21,9 +21,13 @@ import {
 } from "./migration";
 
 /**
- * Progress events of migrations: what the coordinator publishes on NATS JetStream (subjects
- * under `ferry.>`, protobuf payloads, `traceparent` in the message headers) and what
- * MigrationService.WatchMigration streams.
+ * Progress events of migrations: what the coordinator publishes on NATS JetStream and what
+ * MigrationService.WatchMigration streams. Stream FERRY_EVENTS holds subjects
+ * `ferry.migrations.<migration id>.<kind>`, where kind is the event's case in snake_case
+ * (phase_changed, round_completed, migration_completed, migration_failed, migration_cancelled);
+ * payloads are MigrationEvent in protobuf binary; each message has the id
+ * `<migration id>:<sequence>` (JetStream de-duplication) and a W3C `traceparent` header with the
+ * migration's trace context.
  */
 
 /**

@@ -91,13 +91,22 @@ export interface CreateRestoreDomainRequest {
   fence?:
     | Fence
     | undefined;
-  /** Name of the new domain. ALREADY_EXISTS when another domain (not this migration's) has it. */
+  /**
+   * Name of the new domain, taken as is: Ferry does not use xl's "<name>--incoming" and
+   * rename, because source and target are always different hosts (pre-flight SAME_HOST), so
+   * the domain can carry its final name from the start. ALREADY_EXISTS when another domain
+   * (not this migration's) has it.
+   */
   name: string;
   /** Size of its pseudo-physical space in pages (the source domain's max_pages). */
   maxPages: bigint;
   /** Virtual CPUs (the source domain's). */
   vcpus: number;
-  /** The UUID to give the domain (the source domain's); empty = a new one. */
+  /**
+   * The UUID to give the domain (the source domain's); empty = a new one. It is recorded in
+   * the domain's xenstore `vm` entry ("/vm/<uuid>", as libxl records it), which Domain.uuid
+   * reports.
+   */
   uuid: string;
 }
 
@@ -254,7 +263,15 @@ export interface CheckMigrationRequest {
    */
   requiredPages: bigint;
   /** TARGET only: the source host's facts (driver, Xen and Ferry versions), for compatibility. */
-  source?: Host | undefined;
+  source?:
+    | Host
+    | undefined;
+  /**
+   * TARGET only: the size of the domain's pseudo-physical space in pages (the source domain's
+   * max_pages). The target must be able to hold that much should the guest deflate its
+   * balloon after the move; 0 = not checked.
+   */
+  maxPages: bigint;
 }
 
 /** Response of HostAgentService.CheckMigration. */
@@ -2298,7 +2315,7 @@ export const SetVcpuContextResponse: MessageFns<SetVcpuContextResponse> = {
 };
 
 function createBaseCheckMigrationRequest(): CheckMigrationRequest {
-  return { role: 0, migrationId: "", domainName: "", requiredPages: 0n, source: undefined };
+  return { role: 0, migrationId: "", domainName: "", requiredPages: 0n, source: undefined, maxPages: 0n };
 }
 
 export const CheckMigrationRequest: MessageFns<CheckMigrationRequest> = {
@@ -2320,6 +2337,12 @@ export const CheckMigrationRequest: MessageFns<CheckMigrationRequest> = {
     }
     if (message.source !== undefined) {
       Host.encode(message.source, writer.uint32(42).fork()).join();
+    }
+    if (message.maxPages !== 0n) {
+      if (BigInt.asUintN(64, message.maxPages) !== message.maxPages) {
+        throw new globalThis.Error("value provided for field message.maxPages of type uint64 too large");
+      }
+      writer.uint32(48).uint64(message.maxPages);
     }
     return writer;
   },
@@ -2377,6 +2400,14 @@ export const CheckMigrationRequest: MessageFns<CheckMigrationRequest> = {
             message.source = Host.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.maxPages = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2408,6 +2439,11 @@ export const CheckMigrationRequest: MessageFns<CheckMigrationRequest> = {
         ? BigInt(object.required_pages)
         : 0n,
       source: isSet(object.source) ? Host.fromJSON(object.source) : undefined,
+      maxPages: isSet(object.maxPages)
+        ? BigInt(object.maxPages)
+        : isSet(object.max_pages)
+        ? BigInt(object.max_pages)
+        : 0n,
     };
   },
 
@@ -2428,6 +2464,9 @@ export const CheckMigrationRequest: MessageFns<CheckMigrationRequest> = {
     if (message.source !== undefined) {
       obj.source = Host.toJSON(message.source);
     }
+    if (message.maxPages !== 0n) {
+      obj.maxPages = message.maxPages.toString();
+    }
     return obj;
   },
 
@@ -2445,6 +2484,7 @@ export const CheckMigrationRequest: MessageFns<CheckMigrationRequest> = {
     message.source = (object.source !== undefined && object.source !== null)
       ? Host.fromPartial(object.source)
       : undefined;
+    message.maxPages = (object.maxPages !== undefined && object.maxPages !== null) ? BigInt(object.maxPages) : 0n;
     return message;
   },
 };

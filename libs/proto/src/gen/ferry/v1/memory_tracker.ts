@@ -99,7 +99,9 @@ export interface PrepareRoundResponse {
   pagesReleased: bigint;
   /**
    * XEN_LEGACY only: dirty pages skipped because they were dirtied again during the round
-   * (the `to_skip` peek); they are sent in a later round.
+   * (the `to_skip` peek); they are sent in a later round. The skipping happens while the round
+   * is streamed, after this call returns, so the tracker reports 0 here; the figure is
+   * SendRoundResponse.skipped_pages of the round.
    */
   pagesSkipped: bigint;
   /** Layer sizes after classifying this round. */
@@ -136,6 +138,13 @@ export interface TakeSendSetResponse {
   domid: number;
   /** True for the stop-and-copy round. */
   final: boolean;
+  /**
+   * XEN_LEGACY's in-round `to_skip`, set for every round but the final one: before each batch
+   * the streamer PEEKs the dirty bitmap and skips the pages of this set that were dirtied again
+   * since the round's CLEAN (the next CLEAN reports them, so a later round sends them), counting
+   * them in SendRoundResponse.skipped_pages.
+   */
+  skipRedirtiedPages: boolean;
 }
 
 /** Request of MemoryTrackerService.StopTracking. */
@@ -954,7 +963,7 @@ export const TakeSendSetRequest: MessageFns<TakeSendSetRequest> = {
 };
 
 function createBaseTakeSendSetResponse(): TakeSendSetResponse {
-  return { bitmap: Buffer.alloc(0), pageCount: 0n, maxPages: 0n, domid: 0, final: false };
+  return { bitmap: Buffer.alloc(0), pageCount: 0n, maxPages: 0n, domid: 0, final: false, skipRedirtiedPages: false };
 }
 
 export const TakeSendSetResponse: MessageFns<TakeSendSetResponse> = {
@@ -979,6 +988,9 @@ export const TakeSendSetResponse: MessageFns<TakeSendSetResponse> = {
     }
     if (message.final !== false) {
       writer.uint32(40).bool(message.final);
+    }
+    if (message.skipRedirtiedPages !== false) {
+      writer.uint32(48).bool(message.skipRedirtiedPages);
     }
     return writer;
   },
@@ -1036,6 +1048,14 @@ export const TakeSendSetResponse: MessageFns<TakeSendSetResponse> = {
             message.final = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.skipRedirtiedPages = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1063,6 +1083,11 @@ export const TakeSendSetResponse: MessageFns<TakeSendSetResponse> = {
         : 0n,
       domid: isSet(object.domid) ? globalThis.Number(object.domid) : 0,
       final: isSet(object.final) ? globalThis.Boolean(object.final) : false,
+      skipRedirtiedPages: isSet(object.skipRedirtiedPages)
+        ? globalThis.Boolean(object.skipRedirtiedPages)
+        : isSet(object.skip_redirtied_pages)
+        ? globalThis.Boolean(object.skip_redirtied_pages)
+        : false,
     };
   },
 
@@ -1083,6 +1108,9 @@ export const TakeSendSetResponse: MessageFns<TakeSendSetResponse> = {
     if (message.final !== false) {
       obj.final = message.final;
     }
+    if (message.skipRedirtiedPages !== false) {
+      obj.skipRedirtiedPages = message.skipRedirtiedPages;
+    }
     return obj;
   },
 
@@ -1096,6 +1124,7 @@ export const TakeSendSetResponse: MessageFns<TakeSendSetResponse> = {
     message.maxPages = (object.maxPages !== undefined && object.maxPages !== null) ? BigInt(object.maxPages) : 0n;
     message.domid = object.domid ?? 0;
     message.final = object.final ?? false;
+    message.skipRedirtiedPages = object.skipRedirtiedPages ?? false;
     return message;
   },
 };

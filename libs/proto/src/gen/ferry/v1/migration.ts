@@ -388,6 +388,11 @@ export enum FailureCode {
   FAILURE_CODE_FENCED = 14,
   /** FAILURE_CODE_INTERNAL - A bug or an unexpected error. */
   FAILURE_CODE_INTERNAL = 15,
+  /**
+   * FAILURE_CODE_CANCELLED - CancelMigration was called before the commit point; the migration was rolled back
+   * (outcome CANCELLED, reason = the caller's reason).
+   */
+  FAILURE_CODE_CANCELLED = 16,
   UNRECOGNIZED = -1,
 }
 
@@ -441,6 +446,9 @@ export function failureCodeFromJSON(object: any): FailureCode {
     case 15:
     case "FAILURE_CODE_INTERNAL":
       return FailureCode.FAILURE_CODE_INTERNAL;
+    case 16:
+    case "FAILURE_CODE_CANCELLED":
+      return FailureCode.FAILURE_CODE_CANCELLED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -482,6 +490,8 @@ export function failureCodeToJSON(object: FailureCode): string {
       return "FAILURE_CODE_FENCED";
     case FailureCode.FAILURE_CODE_INTERNAL:
       return "FAILURE_CODE_INTERNAL";
+    case FailureCode.FAILURE_CODE_CANCELLED:
+      return "FAILURE_CODE_CANCELLED";
     case FailureCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -703,7 +713,28 @@ export interface Migration {
     | Date
     | undefined;
   /** When the record last changed. */
-  updatedAt?: Date | undefined;
+  updatedAt?:
+    | Date
+    | undefined;
+  /**
+   * The W3C traceparent of the migration's root span, so that a coordinator that takes the
+   * migration over continues the same trace.
+   */
+  traceparent: string;
+  /** The reason given to CancelMigration; empty when no cancel was requested. */
+  cancelReason: string;
+  /**
+   * Steps that did not complete after their retries but did not change the outcome (for
+   * example closing a streaming session on a host that went away after the commit point), for
+   * an operator to look at.
+   */
+  warnings: string[];
+  /**
+   * The sequence of the last MigrationEvent this record's writes produced (events.proto). The
+   * record is written first and its events published after it, so a coordinator that takes the
+   * migration over compares this with the stream and publishes what a crash left out.
+   */
+  lastEventSequence: bigint;
 }
 
 function createBaseMigrationOptions(): MigrationOptions {
@@ -2049,6 +2080,10 @@ function createBaseMigration(): Migration {
     memoryBytes: 0n,
     createdAt: undefined,
     updatedAt: undefined,
+    traceparent: "",
+    cancelReason: "",
+    warnings: [],
+    lastEventSequence: 0n,
   };
 }
 
@@ -2125,6 +2160,21 @@ export const Migration: MessageFns<Migration> = {
     }
     if (message.updatedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(178).fork()).join();
+    }
+    if (message.traceparent !== "") {
+      writer.uint32(186).string(message.traceparent);
+    }
+    if (message.cancelReason !== "") {
+      writer.uint32(194).string(message.cancelReason);
+    }
+    for (const v of message.warnings) {
+      writer.uint32(202).string(v!);
+    }
+    if (message.lastEventSequence !== 0n) {
+      if (BigInt.asUintN(64, message.lastEventSequence) !== message.lastEventSequence) {
+        throw new globalThis.Error("value provided for field message.lastEventSequence of type uint64 too large");
+      }
+      writer.uint32(208).uint64(message.lastEventSequence);
     }
     return writer;
   },
@@ -2318,6 +2368,38 @@ export const Migration: MessageFns<Migration> = {
             message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.cancelReason = reader.string();
+            continue;
+          }
+          case 25: {
+            if (tag !== 202) {
+              break;
+            }
+
+            message.warnings.push(reader.string());
+            continue;
+          }
+          case 26: {
+            if (tag !== 208) {
+              break;
+            }
+
+            message.lastEventSequence = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2404,6 +2486,20 @@ export const Migration: MessageFns<Migration> = {
         : isSet(object.updated_at)
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
+      traceparent: isSet(object.traceparent) ? globalThis.String(object.traceparent) : "",
+      cancelReason: isSet(object.cancelReason)
+        ? globalThis.String(object.cancelReason)
+        : isSet(object.cancel_reason)
+        ? globalThis.String(object.cancel_reason)
+        : "",
+      warnings: globalThis.Array.isArray(object?.warnings)
+        ? object.warnings.map((e: any) => globalThis.String(e))
+        : [],
+      lastEventSequence: isSet(object.lastEventSequence)
+        ? BigInt(object.lastEventSequence)
+        : isSet(object.last_event_sequence)
+        ? BigInt(object.last_event_sequence)
+        : 0n,
     };
   },
 
@@ -2475,6 +2571,18 @@ export const Migration: MessageFns<Migration> = {
     if (message.updatedAt !== undefined) {
       obj.updatedAt = message.updatedAt.toISOString();
     }
+    if (message.traceparent !== "") {
+      obj.traceparent = message.traceparent;
+    }
+    if (message.cancelReason !== "") {
+      obj.cancelReason = message.cancelReason;
+    }
+    if (message.warnings?.length) {
+      obj.warnings = message.warnings;
+    }
+    if (message.lastEventSequence !== 0n) {
+      obj.lastEventSequence = message.lastEventSequence.toString();
+    }
     return obj;
   },
 
@@ -2515,6 +2623,12 @@ export const Migration: MessageFns<Migration> = {
       : 0n;
     message.createdAt = object.createdAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
+    message.traceparent = object.traceparent ?? "";
+    message.cancelReason = object.cancelReason ?? "";
+    message.warnings = object.warnings?.map((e) => e) || [];
+    message.lastEventSequence = (object.lastEventSequence !== undefined && object.lastEventSequence !== null)
+      ? BigInt(object.lastEventSequence)
+      : 0n;
     return message;
   },
 };

@@ -359,6 +359,11 @@ export interface SendRoundResponse {
   elapsedMs: bigint;
   /** Measured throughput: wire_bytes * 8 * 1000 / elapsed_ms, in bits per second. */
   throughputBps: bigint;
+  /**
+   * Pages of the send set not sent because they were dirtied again during the round
+   * (TakeSendSetResponse.skip_redirtied_pages, XEN_LEGACY's `to_skip`); not in pages_sent.
+   */
+  skippedPages: bigint;
 }
 
 /** Request of PageStreamerService.SendState. */
@@ -944,6 +949,7 @@ function createBaseSendRoundResponse(): SendRoundResponse {
     batches: 0n,
     elapsedMs: 0n,
     throughputBps: 0n,
+    skippedPages: 0n,
   };
 }
 
@@ -999,6 +1005,12 @@ export const SendRoundResponse: MessageFns<SendRoundResponse> = {
         throw new globalThis.Error("value provided for field message.throughputBps of type uint64 too large");
       }
       writer.uint32(72).uint64(message.throughputBps);
+    }
+    if (message.skippedPages !== 0n) {
+      if (BigInt.asUintN(64, message.skippedPages) !== message.skippedPages) {
+        throw new globalThis.Error("value provided for field message.skippedPages of type uint64 too large");
+      }
+      writer.uint32(80).uint64(message.skippedPages);
     }
     return writer;
   },
@@ -1088,6 +1100,14 @@ export const SendRoundResponse: MessageFns<SendRoundResponse> = {
             message.throughputBps = reader.uint64() as bigint;
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.skippedPages = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1139,6 +1159,11 @@ export const SendRoundResponse: MessageFns<SendRoundResponse> = {
         : isSet(object.throughput_bps)
         ? BigInt(object.throughput_bps)
         : 0n,
+      skippedPages: isSet(object.skippedPages)
+        ? BigInt(object.skippedPages)
+        : isSet(object.skipped_pages)
+        ? BigInt(object.skipped_pages)
+        : 0n,
     };
   },
 
@@ -1171,6 +1196,9 @@ export const SendRoundResponse: MessageFns<SendRoundResponse> = {
     if (message.throughputBps !== 0n) {
       obj.throughputBps = message.throughputBps.toString();
     }
+    if (message.skippedPages !== 0n) {
+      obj.skippedPages = message.skippedPages.toString();
+    }
     return obj;
   },
 
@@ -1191,6 +1219,9 @@ export const SendRoundResponse: MessageFns<SendRoundResponse> = {
     message.elapsedMs = (object.elapsedMs !== undefined && object.elapsedMs !== null) ? BigInt(object.elapsedMs) : 0n;
     message.throughputBps = (object.throughputBps !== undefined && object.throughputBps !== null)
       ? BigInt(object.throughputBps)
+      : 0n;
+    message.skippedPages = (object.skippedPages !== undefined && object.skippedPages !== null)
+      ? BigInt(object.skippedPages)
       : 0n;
     return message;
   },
