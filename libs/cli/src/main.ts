@@ -1,5 +1,6 @@
 // The `ferry` command-line program. Each subcommand lives in ./commands and returns an exit code.
 
+import { FerryClientError } from '@ferry/client';
 import { UsageError } from './args';
 import { COMMANDS } from './commands';
 
@@ -35,6 +36,11 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof UsageError) {
       console.error(`ferry ${cmd.name}: ${err.message}\nUsage: ferry ${cmd.usage}`);
       return 2;
+    }
+    if (err instanceof FerryClientError) {
+      // The gRPC status and Ferry's machine-readable reason, then the message.
+      console.error(`ferry ${cmd.name}: ${err.codeName}${err.reason ? ` ${err.reason}` : ''}: ${err.message}`);
+      return 1;
     }
     throw err;
   }
