@@ -41,6 +41,8 @@ export class EmuDomain {
   private stateValue: DomainState = 'paused';
   private reason: ShutdownReason | null = null;
   private runner: GuestRunner | null = null;
+  /** A restored domain's vCPU, started ahead of its first unpause (see prestartVcpu). */
+  private standby: { runner: GuestRunner; started: Promise<boolean> } | null = null;
   private pendingContext: Uint8Array | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private destroyed = false;
@@ -80,6 +82,26 @@ export class EmuDomain {
     };
   }
 
+  /**
+   * A restored domain starts its vCPU thread (kernel loaded, no guest code running) while pages
+   * arrive, so the first unpause only hands it the context: starting a worker thread takes a
+   * hundred milliseconds or more, which would otherwise all be downtime. If it fails, the
+   * unpause starts the vCPU the ordinary way.
+   */
+  prestartVcpu(): void {
+    if (this.runner || this.standby) return;
+    const runner = this.newRunner('standby', {});
+    const started = runner.start().then(
+      () => true,
+      (err: unknown) => {
+        this.deps.logger.warn({ domid: this.domid, err: String(err) }, 'standby vCPU did not start; the unpause will start one');
+        void runner.halt();
+        return false;
+      },
+    );
+    this.standby = { runner, started };
+  }
+
   /** Starts a new guest (xl create): the vCPU boots the kernel with the workload. */
   async boot(workload: WorkloadSpec): Promise<void> {
     await this.startVcpu('boot', { workload });
@@ -107,7 +129,15 @@ export class EmuDomain {
           throw new HypervisorError('EBUSY', `domain ${this.domid} has no vCPU context yet; set it before unpausing`);
         }
         const context = this.pendingContext;
-        await this.startVcpu('resume', { context });
+        const standby = this.standby;
+        this.standby = null;
+        if (standby && (await standby.started)) {
+          this.runner = standby.runner;
+          this.setState('running');
+          standby.runner.resumeFromStandby(context);
+        } else {
+          await this.startVcpu('resume', { context });
+        }
         this.pendingContext = null;
         return;
       }
@@ -220,11 +250,27 @@ export class EmuDomain {
     if (this.destroyed) return;
     this.destroyed = true;
     this.memory.state = DomainStateCode.DESTROYED;
-    await this.runner?.halt();
+    const standby = this.standby;
+    this.standby = null;
+    await Promise.all([this.runner?.halt(), standby?.runner.halt()]);
   }
 
   private async startVcpu(mode: 'boot' | 'resume', input: { workload?: WorkloadSpec; context?: Uint8Array }): Promise<void> {
-    const runner = new GuestRunner({
+    const runner = this.newRunner(mode, input);
+    this.runner = runner;
+    this.setState('running');
+    try {
+      await runner.start();
+    } catch (err) {
+      this.runner = null;
+      this.setState('paused');
+      await runner.halt();
+      throw err;
+    }
+  }
+
+  private newRunner(mode: 'boot' | 'resume' | 'standby', input: { workload?: WorkloadSpec; context?: Uint8Array }): GuestRunner {
+    return new GuestRunner({
       domid: this.domid,
       names: this.memory.names,
       kernelModule: this.deps.kernelModule,
@@ -236,16 +282,6 @@ export class EmuDomain {
       logger: this.deps.logger,
       onShutdown: (reason, message) => this.onVcpuShutdown(reason, message),
     });
-    this.runner = runner;
-    this.setState('running');
-    try {
-      await runner.start();
-    } catch (err) {
-      this.runner = null;
-      this.setState('paused');
-      await runner.halt();
-      throw err;
-    }
   }
 
   private onVcpuShutdown(reason: ShutdownReason, message?: string): void {

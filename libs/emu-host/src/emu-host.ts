@@ -124,7 +124,7 @@ export class EmuHost {
     const domid = this.nextDomid++;
     const memory = DomainMemory.create(this.memoryNames(domid), maxPages, domid);
     this.names.add(name);
-    this.register(domid, name, vcpus, memory);
+    this.register(domid, name, vcpus, memory).prestartVcpu();
     this.opts.logger.info({ domid, domainName: name, maxPages }, 'restore domain created');
     return domid;
   }

@@ -23,14 +23,20 @@ export type HostToWorker =
   /** Park now if a pause is requested (reaches a guest that is idle between events). */
   | { type: 'pause' }
   /** Stop the guest (kernel.halt()) and exit: the domain is being destroyed. */
-  | { type: 'halt' };
+  | { type: 'halt' }
+  /** A standby vCPU starts: kernel.resume() from this context (the restored domain's first unpause). */
+  | { type: 'resume'; context: Uint8Array };
 
 export interface GuestWorkerData {
   domid: number;
   names: DomainMemoryNames;
   /** Module that exports createKernel(): GuestKernel. */
   kernelModule: string;
-  mode: 'boot' | 'resume';
+  /**
+   * boot a new guest, resume one from `context`, or (a restored domain) load the kernel and wait in
+   * standby for a 'resume' message, so the first unpause does not pay for starting a thread.
+   */
+  mode: 'boot' | 'resume' | 'standby';
   workload?: WorkloadSpec;
   context?: Uint8Array;
   vcpuSync: SharedArrayBuffer;

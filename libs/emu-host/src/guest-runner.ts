@@ -20,7 +20,7 @@ export interface GuestRunnerOptions {
   names: DomainMemoryNames;
   kernelModule: string;
   hostMemory: HostMemory;
-  mode: 'boot' | 'resume';
+  mode: 'boot' | 'resume' | 'standby';
   workload?: WorkloadSpec;
   context?: Uint8Array;
   xenstore: Xenstore;
@@ -42,6 +42,7 @@ export class GuestRunner {
   private readonly contextWaiters: Waiter<Uint8Array>[] = [];
   private readonly watches: WatchHandle[] = [];
   private exitPromise: Promise<void> = Promise.resolve();
+  private standbyDone = false;
 
   constructor(private readonly opts: GuestRunnerOptions) {}
 
@@ -180,12 +181,21 @@ export class GuestRunner {
     return context;
   }
 
+  /** A standby vCPU (mode 'standby') starts running the guest from this context. */
+  resumeFromStandby(context: Uint8Array): void {
+    if (this.opts.mode !== 'standby' || this.standbyDone) throw new Error('resumeFromStandby: this vCPU is not in standby');
+    this.requireAlive();
+    this.standbyDone = true;
+    this.post({ type: 'resume', context });
+  }
+
   /** Stops the guest for good: kernel.halt() if it is running, then the thread ends. */
   async halt(): Promise<void> {
     this.halting = true;
     const worker = this.worker;
     if (!worker || this.exited) return;
-    if (this.parkedFor === null) {
+    // A standby vCPU never ran guest code: nothing to halt cleanly.
+    if (this.parkedFor === null && !(this.opts.mode === 'standby' && !this.standbyDone)) {
       // A running guest gets to halt() cleanly; a parked one cannot run code, so it is terminated.
       this.post({ type: 'halt' });
       const graceful = await Promise.race([

@@ -24,10 +24,15 @@ function main(): void {
   const memory = DomainMemory.open(data.names);
   const host = HostMemory.attach(data.hostMemory, data.hostTotalPages);
   const platform = new WorkerPlatform(data.domid, memory, host, new Int32Array(data.vcpuSync), port);
-  port.on('message', (message: HostToWorker) => platform.handleMessage(message));
   const kernel = loadKernel(data.kernelModule); // a throw here reaches the host as the worker's error
+  const resume = (context: Uint8Array) => kernel.resume(platform, context).catch((err: unknown) => platform.crash(err));
+  port.on('message', (message: HostToWorker) => {
+    if (message.type === 'resume') void resume(message.context);
+    else platform.handleMessage(message);
+  });
   platform.attachKernel(kernel);
   port.postMessage({ type: 'online' });
+  if (data.mode === 'standby') return; // the host sends 'resume' at the first unpause
   let run: Promise<void>;
   try {
     if (data.mode === 'boot') {
