@@ -67,6 +67,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchRun[]> {
     if (!targetAgent) throw new Error(`bench: target host ${opts.target} is not registered`);
     const agent = new HostAgentClient(targetAgent, credentials.createInsecure());
     try {
+      await warmUp(ferry, agent, opts);
       for (const workload of opts.workloads) {
         for (const seed of opts.seeds) {
           const group: BenchRun[] = [];
@@ -92,7 +93,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchRun[]> {
               domainName: name,
               targetHost: opts.target,
               policy: variant.policy,
-              options: { bandwidthBps: opts.bandwidthBits, verify: opts.verify, compaction: variant.compaction },
+              options: { bandwidthBps: opts.bandwidthBits, verify: opts.verify, compaction: variant.compaction, zeroPageElision: variant.zeroElision },
             });
             const m = await ferry.waitForEnd(started.migration!.id);
             const run = toRun(m, workload, seed, variant);
@@ -132,8 +133,22 @@ function toRun(m: Migration, workload: BenchWorkload, seed: number, variant: Var
     compaction: variant.compaction,
     pages_per_round: rounds.map((r) => Number(r.pagesSent)),
     dirty_per_round: rounds.map((r) => Number(r.dirtyCount)),
-    stop_reason: rounds.filter((r) => r.decisionReason).at(-1)?.decisionReason ?? '',
+    // Why pre-copy ended: the decision of the last live round (the final round's says "final round").
+    stop_reason: rounds.filter((r) => !r.final && r.decisionReason).at(-1)?.decisionReason ?? '',
   };
+}
+
+/**
+ * One throwaway migration first: the first migration of a fresh lab pays for connections, JIT
+ * warm-up and thread pools, which would otherwise all land on whichever variant runs first.
+ */
+async function warmUp(ferry: FerryClient, agent: HostAgentClient, opts: BenchOptions): Promise<void> {
+  const name = 'bench-warmup';
+  opts.log('warm-up migration (not measured) …');
+  await ferry.createDomain(opts.source, { name, memoryBytes: 64 * 1024 * 1024, workload: { kind: WorkloadKind.WORKLOAD_KIND_IDLE, seed: 1, freeFraction: 0.5 } });
+  const started = await ferry.startMigration({ domainName: name, targetHost: opts.target, policy: 'xen-4.17', options: { bandwidthBps: opts.bandwidthBits } });
+  await ferry.waitForEnd(started.migration!.id);
+  await destroyEverywhere(ferry, agent, name, opts.target);
 }
 
 /** Removes the bench guest from the target (where a successful migration left it). */

@@ -151,6 +151,8 @@ export function effectiveOptions(policy: MigrationPolicy, given: MigrationOption
     compactionSettleTimeoutMs: o.compactionSettleTimeoutMs || BigInt(OPTION_DEFAULTS.compactionSettleTimeoutMs),
     onCompactionTimeout: o.onCompactionTimeout || CompactionTimeoutAction.COMPACTION_TIMEOUT_ACTION_CONTINUE,
     compression: o.compression || PayloadCompression.PAYLOAD_COMPRESSION_NONE,
+    // Ferry's encoding; the Xen baselines send zero pages in full, as libxc does.
+    zeroPageElision: o.zeroPageElision ?? name === 'layered',
   });
 }
 

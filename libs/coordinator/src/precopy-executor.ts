@@ -115,7 +115,7 @@ export class PrecopyRun implements PrecopyExecutor {
       unaryCall(
         h.streamer.sendRound,
         h.streamer,
-        { fence: this.ctx.fence, round, domid: sourceDomid, peerEndpoint, token, bandwidthBps: options.bandwidthBps, compression: options.compression },
+        { fence: this.ctx.fence, round, domid: sourceDomid, peerEndpoint, token, bandwidthBps: options.bandwidthBps, compression: options.compression, sendZeroPages: !options.zeroPageElision },
         { deadlineMs: this.ctx.timing.roundDeadlineMs, signal },
       ),
     );

@@ -34,6 +34,8 @@ export interface EncodedBatch {
 export interface BatchEncoderOptions {
   compression: PayloadCompression;
   checksum: ChecksumAlgorithm;
+  /** Send all-zero pages in full (as Xen's stream does) instead of as ZERO entries. */
+  sendZeroPages?: boolean;
 }
 
 /** Reusable 4 MiB payload buffers: a few batches are in flight at a time, never one per page. */
@@ -87,7 +89,7 @@ export class BatchEncoder {
               }
               encoding = PageEncoding.PAGE_ENCODING_ABSENT;
               absent++;
-            } else if (data.compare(ZERO_PAGE, 0, PAGE_SIZE, offset, offset + PAGE_SIZE) === 0) {
+            } else if (!this.opts.sendZeroPages && data.compare(ZERO_PAGE, 0, PAGE_SIZE, offset, offset + PAGE_SIZE) === 0) {
               encoding = PageEncoding.PAGE_ENCODING_ZERO;
               zero++;
             } else {

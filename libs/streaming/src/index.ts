@@ -5,8 +5,11 @@ export { sendRound, openSession, DEFAULT_SENDER_TIMEOUTS, type SendRoundRequest,
 export { sendState, type SendStateRequest, type SendStateStats } from './state-sender';
 export { GrpcSendSetSource, NoSendSetSource, type SendSetSource, type TakenSendSet } from './send-set-source';
 export { ReceiveSession, MAX_REJECTIONS_KEPT, type ReceiveStatusView, type RejectionRecord } from './receive-session';
-export { DEFAULT_RECEIVER_OPTIONS, type ReceiverOptions } from './receive-connection';
+export { DEFAULT_RECEIVER_OPTIONS, type ReceiverOptions, type ReceivedTotals } from './receive-connection';
 export { memoryDigest, type MemoryDigestResult } from './memory-digest';
+export { exportDomain, type ExportRequest, type ExportResult, type ExportDeps } from './domain-export';
+export { ChunkWritable } from './chunk-writable';
+export { serveExportDomain, EXPORT_CHUNK_BYTES } from './export-call';
 export { BatchEncoder, type EncodedBatch, type BatchEncoderOptions } from './batch-encoder';
 export { PeerConnection, type PeerConnectionOptions } from './peer-connection';
 export { SendSetCursor } from './send-set-cursor';

@@ -5,12 +5,15 @@
 //   time per migration (a newer call supersedes an older one, which fails with ABORTED).
 
 import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { HypervisorError, type HypervisorDriver } from '@ferry/hypervisor';
 import { failedPrecondition, invalidArgument, notFound, type Logger } from '@ferry/runtime';
+import type { StreamLayers } from '@ferry/xen-stream';
 import { DataListener } from './data-listener';
 import { aborted } from './errors';
 import { memoryDigest, type MemoryDigestResult } from './memory-digest';
-import { DEFAULT_RECEIVER_OPTIONS, ReceiveConnection, type ReceiverOptions } from './receive-connection';
+import { exportDomain, type ExportResult } from './domain-export';
+import { DEFAULT_RECEIVER_OPTIONS, ReceiveConnection, type ReceivedTotals, type ReceiverOptions } from './receive-connection';
 import { ReceiveSession, type ReceiveStatusView } from './receive-session';
 import { DEFAULT_SENDER_TIMEOUTS, sendRound, type SendRoundRequest, type SendRoundStats, type SenderTimeouts } from './round-sender';
 import type { SendSetSource } from './send-set-source';
@@ -56,6 +59,8 @@ export class PageStreamer {
   private readonly connections = new Set<ReceiveConnection>();
   private readonly senderTimeouts: SenderTimeouts;
   private readonly receiverOptions: ReceiverOptions;
+  /** What this streamer received since it started, over every session (for metrics). */
+  readonly received: ReceivedTotals = { pages: 0, wireBytes: 0, rounds: 0 };
 
   private constructor(
     private readonly opts: PageStreamerOptions,
@@ -165,6 +170,14 @@ export class PageStreamer {
     return memoryDigest(this.opts.driver, domid);
   }
 
+  /** The paused domain as a Xen migration stream into `out` (see domain-export.ts). */
+  async exportDomain(domid: number, layers: StreamLayers, out: Writable, cancelled?: AbortSignal): Promise<ExportResult> {
+    checkDomid(domid);
+    const receiving = this.receivingInto(domid);
+    if (receiving) throw failedPrecondition('DOMAIN_RECEIVING', `domain ${domid} is receiving migration ${receiving.migrationId}; it has no complete memory to export`);
+    return exportDomain({ driver: this.opts.driver, hostName: this.opts.hostName, logger: this.opts.logger }, { domid, layers, out, signal: cancelled });
+  }
+
   /** Shutdown: stop listening, end every connection and call in progress. */
   async close(): Promise<void> {
     for (const out of this.outgoing.values()) out.active?.abort(aborted('SHUTTING_DOWN', 'the page streamer is shutting down'));
@@ -175,7 +188,7 @@ export class PageStreamer {
   }
 
   private accept(socket: Socket): void {
-    const connection = new ReceiveConnection(socket, { find: (id) => this.sessions.get(id) }, this.opts.driver, this.opts.logger, this.receiverOptions);
+    const connection = new ReceiveConnection(socket, { find: (id) => this.sessions.get(id) }, this.opts.driver, this.opts.logger, this.receiverOptions, this.received);
     this.connections.add(connection);
     void connection.run().finally(() => this.connections.delete(connection));
   }

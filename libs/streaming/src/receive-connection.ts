@@ -7,9 +7,14 @@
 // connection is finished: nothing of the refused batch or anything after it is written. The
 // receiver half-closes and drains until the sender hangs up, so that the refusal is not lost to
 // a TCP reset. A sender that disappears leaves the session as it was, ready for a retry.
+//
+// Each round received is a "write round N" span (and the state a "load vCPU state" span), a child
+// of the sender's span named by the hello's traceparent: the receiving side of the migration's
+// trace. What every connection received is added to the streamer's ReceivedTotals (metrics).
 
 import { timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { SpanKind, SpanStatusCode, context, trace, type Context, type Span } from '@opentelemetry/api';
 import { HypervisorError, type HypervisorDriver } from '@ferry/hypervisor';
 import { BatchRejectReason, PageBatchFlag, PageStreamAck, PageStreamHello } from '@ferry/proto';
 import type { Logger } from '@ferry/runtime';
@@ -17,6 +22,7 @@ import { checkBatchHeader, checkPayload, rawPageCount, type BatchProblem } from 
 import { PageWriter, PayloadError } from './page-writer';
 import type { ReceiveSession, SessionConnection } from './receive-session';
 import { batchLabel, rejectReasonName } from './rejections';
+import { contextOfTraceparent, tracer } from './trace-context';
 import { decodeBatchHeader, MalformedHeader, type BatchHeader } from './wire/batch-header';
 import { frame, MAX_CONTROL_FRAME_BYTES, MAX_HEADER_FRAME_BYTES, MAX_PAYLOAD_BYTES, PROTOCOL_VERSION } from './wire/frames';
 import { FrameTooLarge, StreamReader } from './wire/stream-reader';
@@ -34,6 +40,27 @@ export interface ReceiverOptions {
 
 export const DEFAULT_RECEIVER_OPTIONS: ReceiverOptions = { idleTimeoutMs: 120_000, lingerMs: 10_000 };
 
+/** What the connections of one streamer received since it started (only ever grows). */
+export interface ReceivedTotals {
+  /** Pages received in batches (RAW, ZERO and ABSENT entries). */
+  pages: number;
+  /** Bytes read from data connections, hellos and headers included. */
+  wireBytes: number;
+  /** Rounds received completely (END_OF_ROUND written and acknowledged). */
+  rounds: number;
+}
+
+/** The span of the round being received, with the session's counters when it began. */
+interface RoundSpan {
+  round: number;
+  span: Span;
+  pagesAtStart: number;
+  writtenAtStart: number;
+  zeroAtStart: number;
+  batchesAtStart: number;
+  bytesAtStart: number;
+}
+
 const { END_OF_ROUND, VCPU_STATE, END_OF_STREAM } = {
   END_OF_ROUND: PageBatchFlag.PAGE_BATCH_FLAG_END_OF_ROUND,
   VCPU_STATE: PageBatchFlag.PAGE_BATCH_FLAG_VCPU_STATE,
@@ -49,6 +76,9 @@ export class ReceiveConnection implements SessionConnection {
   /** The sequence the next batch must carry (1 after the hello). */
   private nextSequence = 0;
   private readonly peer: string;
+  /** The sender's trace context (from the hello). */
+  private traceContext: Context = contextOfTraceparent('');
+  private roundSpan: RoundSpan | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -56,6 +86,7 @@ export class ReceiveConnection implements SessionConnection {
     private readonly driver: HypervisorDriver,
     private readonly logger: Logger,
     private readonly opts: ReceiverOptions,
+    private readonly totals: ReceivedTotals = { pages: 0, wireBytes: 0, rounds: 0 },
   ) {
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
     this.reader = new StreamReader(socket);
@@ -83,6 +114,7 @@ export class ReceiveConnection implements SessionConnection {
       }
     } finally {
       this.account();
+      this.endRoundSpan('the data connection ended before the round did');
       this.session?.detach(this);
       if (!this.finished) this.socket.destroy();
     }
@@ -111,6 +143,7 @@ export class ReceiveConnection implements SessionConnection {
       return null;
     }
     session.attach(this);
+    this.traceContext = contextOfTraceparent(hello.traceparent);
     this.account();
     this.ack(0, 0, true);
     this.logger.info({ migration_id: session.migrationId, sender: hello.senderHost, peer: this.peer, epoch: String(hello.epoch) }, 'sender connected');
@@ -145,14 +178,24 @@ export class ReceiveConnection implements SessionConnection {
       if (payloadProblem) return this.refuse(h.sequence, h.round, payloadProblem);
 
       if ((h.flags & VCPU_STATE) !== 0) {
+        const span = tracer.startSpan(
+          'load vCPU state',
+          { kind: SpanKind.SERVER, attributes: { 'ferry.migration_id': session.migrationId, 'ferry.domid': session.domid, 'ferry.state_bytes': payload.length } },
+          this.traceContext,
+        );
         try {
           await this.driver.setVcpuContext(session.domid, Buffer.from(payload));
         } catch (err) {
-          return this.refuse(h.sequence, h.round, writeFailed(err, 'loading the vCPU state'));
+          const problem = writeFailed(err, 'loading the vCPU state');
+          span.setStatus({ code: SpanStatusCode.ERROR, message: problem.message });
+          span.end();
+          return this.refuse(h.sequence, h.round, problem);
         }
+        span.end();
         session.stateReceived = true;
         this.ack(h.sequence, h.round);
       } else {
+        this.roundSpanFor(session, h.round);
         let raw: Buffer;
         try {
           raw = await writer.rawBytes(h, payload, rawPageCount(h));
@@ -169,11 +212,17 @@ export class ReceiveConnection implements SessionConnection {
           return this.refuse(h.sequence, h.round, writeFailed(err, 'writing the pages'));
         }
         session.pagesReceived += h.pfnCount;
+        this.totals.pages += h.pfnCount;
         session.batches++;
         if ((h.flags & END_OF_ROUND) !== 0) {
           session.roundComplete(h.round);
+          this.totals.rounds++;
           this.ack(h.sequence, h.round);
-          this.logger.info({ migration_id: session.migrationId, round: h.round, pagesWritten: session.pagesWritten }, 'round received');
+          const span = this.roundSpan?.span;
+          context.with(span ? trace.setSpan(this.traceContext, span) : context.active(), () =>
+            this.logger.info({ migration_id: session.migrationId, round: h.round, pagesWritten: session.pagesWritten }, 'round received'),
+          );
+          this.endRoundSpan();
         }
       }
       if ((h.flags & END_OF_STREAM) !== 0) {
@@ -196,9 +245,49 @@ export class ReceiveConnection implements SessionConnection {
     this.socket.write(frame(ack));
   }
 
+  /** The span of round `round`, started with its first batch. */
+  private roundSpanFor(session: ReceiveSession, round: number): void {
+    if (this.roundSpan?.round === round) return;
+    this.endRoundSpan(`round ${round} began before round ${this.roundSpan?.round} ended`);
+    const span = tracer.startSpan(
+      `write round ${round}`,
+      { kind: SpanKind.SERVER, attributes: { 'ferry.migration_id': session.migrationId, 'ferry.round': round, 'ferry.domid': session.domid } },
+      this.traceContext,
+    );
+    this.roundSpan = {
+      round,
+      span,
+      pagesAtStart: session.pagesReceived,
+      writtenAtStart: session.pagesWritten,
+      zeroAtStart: session.zeroPages,
+      batchesAtStart: session.batches,
+      bytesAtStart: session.wireBytes,
+    };
+  }
+
+  /** Ends the open round span with the round's figures; `failure` marks it failed. */
+  private endRoundSpan(failure?: string): void {
+    const r = this.roundSpan;
+    const session = this.session;
+    if (!r) return;
+    this.roundSpan = null;
+    if (session) {
+      r.span.setAttributes({
+        'ferry.pages_received': session.pagesReceived - r.pagesAtStart,
+        'ferry.pages_written': session.pagesWritten - r.writtenAtStart,
+        'ferry.zero_pages': session.zeroPages - r.zeroAtStart,
+        'ferry.batches': session.batches - r.batchesAtStart,
+        'ferry.wire_bytes': session.wireBytes - r.bytesAtStart,
+      });
+    }
+    if (failure) r.span.setStatus({ code: SpanStatusCode.ERROR, message: failure });
+    r.span.end();
+  }
+
   /** Records the refusal, tells the sender, and finishes the connection. */
   private refuse(sequence: number, round: number, problem: BatchProblem): void {
     const session = this.session;
+    this.endRoundSpan(`refused ${batchLabel(sequence, round)}: ${problem.message}`);
     session?.recordRejection({ sequence, round, reason: problem.reason, message: problem.message });
     this.logger.warn(
       { migration_id: session?.migrationId, peer: this.peer, reason: rejectReasonName(problem.reason), err: problem.message },
@@ -225,7 +314,9 @@ export class ReceiveConnection implements SessionConnection {
 
   private account(): void {
     if (!this.session) return;
-    this.session.wireBytes += this.reader.bytesRead - this.counted;
+    const read = this.reader.bytesRead - this.counted;
+    this.session.wireBytes += read;
+    this.totals.wireBytes += read;
     this.counted = this.reader.bytesRead;
   }
 }

@@ -14,6 +14,7 @@ import { PeerConnection } from './peer-connection';
 import { SendSetCursor } from './send-set-cursor';
 import type { SendSetSource } from './send-set-source';
 import { TokenBucket } from './token-bucket';
+import { activeTraceparent } from './trace-context';
 import { frame, PROTOCOL_VERSION } from './wire/frames';
 
 export interface SenderTimeouts {
@@ -50,6 +51,8 @@ export interface SendRoundRequest extends SessionTarget {
   /** Bits per second on the wire; 0 = unlimited. */
   bandwidthBps: number;
   compression: PayloadCompression;
+  /** Send all-zero pages in full, as Xen's stream does (default: as ZERO entries). */
+  sendZeroPages?: boolean;
   /** CRC-32 unless a test asks otherwise. */
   checksum?: ChecksumAlgorithm;
 }
@@ -79,6 +82,7 @@ export async function sendRound(deps: SenderDeps, req: SendRoundRequest): Promis
   const encoder = new BatchEncoder(deps.driver, req.domid, req.migrationId, {
     compression: req.compression,
     checksum: req.checksum ?? ChecksumAlgorithm.CHECKSUM_ALGORITHM_CRC32,
+    sendZeroPages: req.sendZeroPages ?? false,
   });
   const bucket = req.bandwidthBps > 0 ? TokenBucket.forBitsPerSecond(req.bandwidthBps) : null;
   const conn = await openSession(deps, req);
@@ -147,6 +151,7 @@ export async function openSession(deps: SenderDeps, target: SessionTarget): Prom
       epoch: target.epoch,
       token: target.token,
       senderHost: deps.hostName,
+      traceparent: activeTraceparent(),
     }).finish();
     await conn.write(frame(hello));
     const ack = await conn.nextAck();

@@ -11,7 +11,7 @@ import {
   type ReceiveStatus,
 } from '@ferry/proto';
 import { invalidArgument, startGrpcServer, unary, type Logger } from '@ferry/runtime';
-import { PageStreamer, type Fence, type ReceiveStatusView, type SendSetSource } from '@ferry/streaming';
+import { PageStreamer, serveExportDomain, type Fence, type ReceiveStatusView, type SendSetSource } from '@ferry/streaming';
 
 export function pageStreamerHandlers(streamer: PageStreamer, logger: Logger): PageStreamerServer {
   return {
@@ -31,6 +31,7 @@ export function pageStreamerHandlers(streamer: PageStreamer, logger: Logger): Pa
         token: req.token,
         bandwidthBps: Number(req.bandwidthBps),
         compression: req.compression,
+        sendZeroPages: req.sendZeroPages,
       }, cancellation(call));
       return {
         round: s.round,
@@ -61,6 +62,7 @@ export function pageStreamerHandlers(streamer: PageStreamer, logger: Logger): Pa
       const d = await streamer.memoryDigest(req.domid);
       return { digest: d.digest, algorithm: DigestAlgorithm.DIGEST_ALGORITHM_SHA256, pageCount: BigInt(d.pageCount), elapsedMs: BigInt(d.elapsedMs) };
     }),
+    exportDomain: (call) => void serveExportDomain(streamer, logger, call),
   };
 }
 

@@ -17,6 +17,8 @@ export const migrate: Command = {
 --bandwidth         cap on the page stream, e.g. 1gbit, 100mbit (default: unlimited)
 --verify            compare a digest of every page at the paused source and the target before resume
 --compaction        balloon the guest down to its used memory before round 0 (default: on for layered)
+--zero-elision      send all-zero pages as 8-byte entries (default: on for layered; the Xen policies
+                    send every page in full, as Xen's stream does); --no-zero-elision turns it off
 --downtime-target   layered: stop-and-copy once what remains fits this many ms
 --window/--threshold/--demote-after   layered classifier parameters
 --load              drive the guest's kv service during the migration and report what the client saw
@@ -32,6 +34,8 @@ Exit status: 0 when the migration succeeded, 1 otherwise.`,
       verify: { type: 'boolean' },
       compaction: { type: 'boolean' },
       'no-compaction': { type: 'boolean' },
+      'zero-elision': { type: 'boolean' },
+      'no-zero-elision': { type: 'boolean' },
       'downtime-target': { type: 'string' },
       window: { type: 'string' },
       threshold: { type: 'string' },
@@ -47,6 +51,8 @@ Exit status: 0 when the migration succeeded, 1 otherwise.`,
     if (!(POLICY_NAMES as string[]).includes(policy)) throw new UsageError(`unknown policy "${policy}" (${POLICY_NAMES.join(', ')})`);
     if (values.compaction && values['no-compaction']) throw new UsageError('--compaction and --no-compaction contradict each other');
     const compaction = values.compaction ? true : values['no-compaction'] ? false : undefined;
+    if (values['zero-elision'] && values['no-zero-elision']) throw new UsageError('--zero-elision and --no-zero-elision contradict each other');
+    const zeroPageElision = values['zero-elision'] ? true : values['no-zero-elision'] ? false : undefined;
     const layered =
       values.window || values.threshold || values['demote-after']
         ? { window: num(values.window, 'window', 4), threshold: num(values.threshold, 'threshold', 3), demoteAfter: num(values['demote-after'], 'demote-after', 1) }
@@ -65,6 +71,7 @@ Exit status: 0 when the migration succeeded, 1 otherwise.`,
             bandwidthBps: parseBandwidthBits(values.bandwidth ?? '0'),
             verify: values.verify ?? false,
             ...(compaction !== undefined ? { compaction } : {}),
+            ...(zeroPageElision !== undefined ? { zeroPageElision } : {}),
             downtimeTargetMs: num(values['downtime-target'], 'downtime-target', 0),
             maxRounds: num(values['max-rounds'], 'max-rounds', 0),
             ...(layered ? { layered } : {}),

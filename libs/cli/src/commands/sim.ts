@@ -54,7 +54,8 @@ export const sim: Command = {
 Runs the same policy code as a live migration (libs/policy) on a virtual clock over a dirty trace:
 generated from a workload model (--workloads, with --memory, --free, --hot-set, --zipf,
 --write-scale, --seeds) or recorded from an emulated guest (--trace FILE, from "ferry trace record").
-Variants (--policies): xen-4.17, xen-legacy, layered, each optionally "+compaction".
+Variants (--policies): xen-4.17, xen-legacy, layered, each optionally "+compaction" (the
+simulator sends every page as data, as Xen's stream does, so "+zero" changes nothing here).
 Layered parameters sweep as lists: --window 2,4 --threshold 2,3 --demote-after 1,2
 --downtime-target 0,5. Every row is compared with xen-4.17 (no compaction) of the same workload,
 seed and bandwidth. The same inputs always give the same output.`,
