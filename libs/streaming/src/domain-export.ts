@@ -3,24 +3,16 @@
 // order, populated ones as PAGE_DATA with their contents, the others as XTAB; then the vCPU
 // state. Pages are read here, on the domain's host; only the stream's bytes leave it.
 //
-// The vCPU state: a driver whose context is a Xen HVM save image (what XEN_DOMCTL_gethvmcontext
-// returns) has it written as HVM_CONTEXT as is. Any other context (the emulated driver's, which
-// is not x86 state) goes into the "ferry" section of the xl JSON config, and HVM_CONTEXT gets a
-// minimal, well-formed image that a real Xen loads with every vCPU left down.
+// The vCPU state becomes Xen's records where it is Xen's (the xen driver's context), or rides in
+// the "ferry" section of the xl JSON config where it is not (the emulated driver's): see
+// driver-state.ts. Only PVH guests: an HVM guest's device model (QEMU) state is not available.
 
 import type { Writable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { bitmapTest, HypervisorError, MAX_BATCH_PAGES, pagesToKiB, PAGE_SIZE, xsPaths, type DomainInfo, type HypervisorDriver } from '@ferry/hypervisor';
 import { failedPrecondition, notFound, type Logger } from '@ferry/runtime';
-import {
-  checkHvmSaveImage,
-  minimalHvmContext,
-  RoundStreamAssembler,
-  type DomainConfig,
-  type FinalState,
-  type StreamLayers,
-  type StreamPage,
-} from '@ferry/xen-stream';
+import { RoundStreamAssembler, type DomainConfig, type StreamLayers, type StreamPage } from '@ferry/xen-stream';
+import { streamStateOf, type StreamState } from './driver-state';
 import { aborted } from './errors';
 
 export interface ExportRequest {
@@ -57,8 +49,12 @@ export async function exportDomain(deps: ExportDeps, req: ExportRequest): Promis
   const info = await requireStill(driver, req.domid);
   const host = await driver.hostInfo();
   const context = await driver.getVcpuContext(req.domid);
-  const { config, finalState } = await describeDomain(deps, info, context);
-  const assembler = new RoundStreamAssembler(req.out, { layers: req.layers, config, xenVersion: host.xenVersion });
+  const state = streamStateOf(context);
+  if (state.guestType === 'hvm') {
+    throw failedPrecondition('HVM_DEVICE_MODEL_UNSUPPORTED', `domain ${req.domid} is an HVM guest: its device model (QEMU) state is not available to Ferry, so only PVH guests can be exported`);
+  }
+  const config = await domainConfig(deps, info, state);
+  const assembler = new RoundStreamAssembler(req.out, { layers: req.layers, config, xenVersion: host.xenVersion, ...(state.cpuPolicy ? { cpuPolicy: state.cpuPolicy } : {}) });
   const digest = createHash('sha256');
   const pfnBytes = Buffer.alloc(8);
   await assembler.begin();
@@ -94,7 +90,7 @@ export async function exportDomain(deps: ExportDeps, req: ExportRequest): Promis
   await assembler.endRound();
   // A domain unpaused while we read is not one consistent image: refuse rather than hand it out.
   await requireStill(driver, req.domid);
-  const stats = await assembler.finish(finalState);
+  const stats = await assembler.finish(state.finalState);
   await new Promise<void>((resolve, reject) => req.out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   const result: ExportResult = {
     streamBytes: stats.bytes,
@@ -120,25 +116,32 @@ async function requireStill(driver: HypervisorDriver, domid: number): Promise<Do
   return info;
 }
 
-/** The xl config and the records after the pages, from what the driver reports. */
-async function describeDomain(deps: ExportDeps, info: DomainInfo, context: Uint8Array): Promise<{ config: DomainConfig; finalState: FinalState }> {
-  const maxMemKiB = pagesToKiB(info.maxPages);
-  // libxl saves the current balloon target as target_memkb, so the ballooned size travels.
-  const target = Number(await deps.driver.xenstoreRead(xsPaths.memoryTarget(info.domid)));
-  const targetMemKiB = Number.isFinite(target) && target > 0 ? Math.min(target, maxMemKiB) : maxMemKiB;
-  const isXenContext = checkHvmSaveImage(context).ok;
-  const config: DomainConfig = {
+/** The xl header's config, from what the driver reports. */
+async function domainConfig(deps: ExportDeps, info: DomainInfo, state: StreamState): Promise<DomainConfig> {
+  // static-max and the balloon target from xenstore, as libxl records them (so the ballooned
+  // size travels). Not max_pages: on Xen that is the p2m size, which reaches up to the special
+  // pages near 4 GiB.
+  const [staticMax, target] = await Promise.all([
+    kibFromXenstore(deps.driver, xsPaths.memoryStaticMax(info.domid)),
+    kibFromXenstore(deps.driver, xsPaths.memoryTarget(info.domid)),
+  ]);
+  const maxMemKiB = staticMax ?? pagesToKiB(info.maxPages);
+  return {
     name: info.name,
     uuid: info.uuid,
     vcpus: Math.max(1, info.vcpus),
     maxMemKiB,
-    targetMemKiB,
+    targetMemKiB: Math.min(target ?? maxMemKiB, maxMemKiB),
     ferry: {
       driver: deps.driver.kind,
       maxPages: info.maxPages,
-      ...(isXenContext ? {} : { vcpuContext: context }),
+      ...(state.opaqueContext ? { vcpuContext: state.opaqueContext } : {}),
       writer: `ferry page-streamer on ${deps.hostName}`,
     },
   };
-  return { config, finalState: { hvmContext: isXenContext ? context : minimalHvmContext() } };
+}
+
+async function kibFromXenstore(driver: HypervisorDriver, path: string): Promise<number | undefined> {
+  const kib = Number(await driver.xenstoreRead(path));
+  return Number.isSafeInteger(kib) && kib > 0 ? kib : undefined;
 }

@@ -9,6 +9,7 @@ export { DEFAULT_RECEIVER_OPTIONS, type ReceiverOptions, type ReceivedTotals } f
 export { memoryDigest, type MemoryDigestResult } from './memory-digest';
 export { exportDomain, type ExportRequest, type ExportResult, type ExportDeps } from './domain-export';
 export { ChunkWritable } from './chunk-writable';
+export { streamStateOf, type StreamState } from './driver-state';
 export { serveExportDomain, EXPORT_CHUNK_BYTES } from './export-call';
 export { BatchEncoder, type EncodedBatch, type BatchEncoderOptions } from './batch-encoder';
 export { PeerConnection, type PeerConnectionOptions } from './peer-connection';

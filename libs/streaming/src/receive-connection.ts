@@ -97,7 +97,7 @@ export class ReceiveConnection implements SessionConnection {
   drop(why: string): void {
     if (this.dropped) return;
     this.dropped = true;
-    this.logger.info({ migration_id: this.session?.migrationId, peer: this.peer, why }, 'data connection dropped');
+    this.log('info', { migration_id: this.session?.migrationId, peer: this.peer, why }, 'data connection dropped');
     this.socket.destroy();
   }
 
@@ -110,7 +110,7 @@ export class ReceiveConnection implements SessionConnection {
         this.refuse(this.nextSequence, 0, { reason: BatchRejectReason.BATCH_REJECT_REASON_MALFORMED, message: err.message });
       } else if (!this.dropped) {
         // The sender went away mid-stream; the session keeps what was written.
-        this.logger.info({ migration_id: this.session?.migrationId, peer: this.peer, err: (err as Error).message }, 'data connection lost');
+        this.log('info', { migration_id: this.session?.migrationId, peer: this.peer, err: (err as Error).message }, 'data connection lost');
       }
     } finally {
       this.account();
@@ -131,6 +131,7 @@ export class ReceiveConnection implements SessionConnection {
       this.refuse(0, 0, { reason: BatchRejectReason.BATCH_REJECT_REASON_MALFORMED, message: `undecodable hello: ${(err as Error).message}` });
       return null;
     }
+    this.traceContext = contextOfTraceparent(hello.traceparent);
     const session = this.sessions.find(hello.migrationId);
     if (!session || session.isClosed) {
       this.refuse(0, 0, { reason: BatchRejectReason.BATCH_REJECT_REASON_UNKNOWN_SESSION, message: `no receive session for migration "${hello.migrationId}"` });
@@ -143,10 +144,9 @@ export class ReceiveConnection implements SessionConnection {
       return null;
     }
     session.attach(this);
-    this.traceContext = contextOfTraceparent(hello.traceparent);
     this.account();
     this.ack(0, 0, true);
-    this.logger.info({ migration_id: session.migrationId, sender: hello.senderHost, peer: this.peer, epoch: String(hello.epoch) }, 'sender connected');
+    this.log('info', { migration_id: session.migrationId, sender: hello.senderHost, peer: this.peer, epoch: String(hello.epoch) }, 'sender connected');
     return session;
   }
 
@@ -245,6 +245,11 @@ export class ReceiveConnection implements SessionConnection {
     this.socket.write(frame(ack));
   }
 
+  /** Logs inside the sender's trace context: the line carries its trace_id. */
+  private log(level: 'info' | 'warn', fields: object, msg: string): void {
+    context.with(this.traceContext, () => this.logger[level](fields, msg));
+  }
+
   /** The span of round `round`, started with its first batch. */
   private roundSpanFor(session: ReceiveSession, round: number): void {
     if (this.roundSpan?.round === round) return;
@@ -289,7 +294,8 @@ export class ReceiveConnection implements SessionConnection {
     const session = this.session;
     this.endRoundSpan(`refused ${batchLabel(sequence, round)}: ${problem.message}`);
     session?.recordRejection({ sequence, round, reason: problem.reason, message: problem.message });
-    this.logger.warn(
+    this.log(
+      'warn',
       { migration_id: session?.migrationId, peer: this.peer, reason: rejectReasonName(problem.reason), err: problem.message },
       `refused ${batchLabel(sequence, round)}`,
     );

@@ -12,6 +12,7 @@ import {
 } from '@ferry/proto';
 import { invalidArgument, startGrpcServer, unary, type Logger } from '@ferry/runtime';
 import { PageStreamer, serveExportDomain, type Fence, type ReceiveStatusView, type SendSetSource } from '@ferry/streaming';
+import { PageStreamerMetrics, observedPageStreamer } from './observability';
 
 export function pageStreamerHandlers(streamer: PageStreamer, logger: Logger): PageStreamerServer {
   return {
@@ -81,6 +82,7 @@ export async function startPageStreamerServer(opts: {
   driver: HypervisorDriver;
   sendSets: SendSetSource;
   logger: Logger;
+  metrics?: PageStreamerMetrics;
 }): Promise<PageStreamerServerHandle> {
   const streamer = await PageStreamer.start({
     driver: opts.driver,
@@ -90,10 +92,12 @@ export async function startPageStreamerServer(opts: {
     logger: opts.logger,
   });
   try {
+    const metrics = opts.metrics ?? new PageStreamerMetrics();
+    metrics.observeReceiver(streamer.received);
     const server = await startGrpcServer({
       address: opts.address,
       logger: opts.logger,
-      services: [{ name: 'ferry.v1.PageStreamerService', definition: PageStreamerService, implementation: pageStreamerHandlers(streamer, opts.logger) }],
+      services: [{ name: 'ferry.v1.PageStreamerService', definition: PageStreamerService, implementation: observedPageStreamer(pageStreamerHandlers(streamer, opts.logger), metrics) }],
     });
     return {
       address: server.address,

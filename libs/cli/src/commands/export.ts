@@ -2,12 +2,12 @@
 // migration streams, by default an `xl save` file that Xen's verify-stream-v2 and `xl restore`
 // read. The domain is paused through the host agent of its host, its page streamer reads every
 // page there and streams the file's bytes back (bulk data never passes the coordinator), and the
-// domain is unpaused afterwards (a domain that was paused already stays paused).
+// domain is unpaused afterwards (a domain that was not running is left as it was).
 //
 // `ferry export --inspect FILE` reads such a file back and summarises it.
 
 import { createReadStream } from 'node:fs';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { access, constants, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { credentials } from '@grpc/grpc-js';
 import { FerryClientError, toClientError, type FerryClient } from '@ferry/client';
 import {
@@ -36,16 +36,19 @@ class ExportFailure extends Error {}
 
 export const exportDomain: Command = {
   name: 'export',
-  usage: 'export <domain> --out FILE [--format xl|libxl|libxc] [--host H] [--json] | export --inspect FILE [--json]',
-  summary: 'write a domain as a Xen migration stream (an xl save file), or inspect such a file',
+  usage: 'export <domain> --out FILE [--format xl|libxl|libxc] [--json]',
+  summary: 'write a domain as a Xen migration stream (an xl save file); --inspect FILE reads one back',
   help: `
---out FILE      where to write the stream (created or truncated; removed again if the export fails)
+--out FILE      where to write the stream (written beside it first, and renamed once complete, so a
+                failed export leaves no partial file and an existing FILE untouched)
 --format        xl (default: what "xl save" writes: xl header + JSON config + libxl + libxc streams),
                 libxl (the libxl stream v2 alone) or libxc (the libxc stream v3 alone)
 --host H        the domain's host, when the name alone is ambiguous
 --inspect FILE  read a stream file back: records, pages, config, vCPU state, memory digest
+                (ferry export --inspect FILE [--json])
 --json          print one JSON object
-The domain is paused while its pages are read, then unpaused; a paused domain stays paused.
+The domain is paused while its pages are read, then unpaused; a domain that was not running
+before (paused, suspended) is left as it was.
 A domain that a migration holds cannot be exported until the migration has ended.
 Check a file with Xen's own verifier: verify-stream-v2 -f xl -i FILE (xen-utils-4.17).
 Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
@@ -70,7 +73,7 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
       if (!name || positionals.length > 1) throw new UsageError('name exactly one domain');
       if (!values.out) throw new UsageError('--out FILE is required');
       const layers = (values.format ?? 'xl') as StreamLayers;
-      if (!(layers in FORMATS)) throw new UsageError(`unknown --format "${values.format}" (xl, libxl or libxc)`);
+      if (!Object.hasOwn(FORMATS, layers)) throw new UsageError(`unknown --format "${values.format}" (xl, libxl or libxc)`);
       const ferry = connect(values);
       try {
         const r = await exportToFile(ferry, { name, host: values.host, out: values.out, layers });
@@ -80,7 +83,7 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
           console.log(`  pages          ${r.pages} with data, ${r.unpopulated_pages} unpopulated (XTAB), in ${r.page_data_records} PAGE_DATA records`);
           console.log(`  vCPU state     ${r.vcpu_context_bytes} bytes`);
           console.log(`  memory digest  ${r.memory_digest}`);
-          console.log(`  paused for     ${r.paused_ms} ms${r.left_paused ? ' (the domain was paused before and stays paused)' : ''}`);
+          console.log(`  paused for     ${r.paused_ms} ms${r.left_paused ? ' (the domain was not running before: it is left as it was)' : ''}`);
         }
         return 0;
       } finally {
@@ -114,42 +117,20 @@ async function exportToFile(ferry: FerryClient, opts: { name: string; host?: str
   const domain = await findDomain(ferry, opts.name, opts.host);
   const endpoints = (await ferry.listHosts()).find((h) => h.host?.name === domain.host)?.host?.endpoints;
   if (!endpoints?.hostAgent || !endpoints.pageStreamer) throw new ExportFailure(`host ${domain.host} of domain "${opts.name}" is not registered with its services`);
-  const file = await open(opts.out, 'w').catch((err: NodeJS.ErrnoException) => {
-    throw new ExportFailure(`cannot write ${opts.out}: ${err.code ?? ''} ${err.message}`.trim());
-  });
+  const partial = await openPartial(opts.out);
   const agent = new HostAgentClient(endpoints.hostAgent, credentials.createInsecure());
   const streamer = new PageStreamerClient(endpoints.pageStreamer, credentials.createInsecure());
   const pauseByUs = domain.state === DomainState.DOMAIN_STATE_RUNNING;
-  let done = false;
   const started = Date.now();
-  let pausedMs = 0;
+  let summary: ExportSummary | undefined;
   try {
     if (pauseByUs) {
       await call(agent.pauseDomain, agent, { domid: domain.domid }).catch((err: unknown) => {
         throw new ExportFailure(`cannot pause domain "${opts.name}" on ${domain.host}: ${describeError(err)}`);
       });
     }
-    const summary = await copyStream(streamer, domain.domid, FORMATS[opts.layers], file);
-    pausedMs = Date.now() - started;
-    done = true;
-    return {
-      domain: domain.name,
-      host: domain.host,
-      domid: domain.domid,
-      file: opts.out,
-      format: opts.layers,
-      stream_bytes: Number(summary.streamBytes),
-      pages: Number(summary.pages),
-      unpopulated_pages: Number(summary.unpopulatedPages),
-      page_data_records: Number(summary.pageDataRecords),
-      vcpu_context_bytes: Number(summary.vcpuContextBytes),
-      memory_digest: summary.memoryDigest.toString('hex'),
-      paused_ms: pausedMs,
-      left_paused: !pauseByUs,
-    };
+    summary = await copyStream(streamer, domain.domid, FORMATS[opts.layers], partial.handle);
   } finally {
-    await file.close().catch(() => undefined);
-    if (!done) await unlink(opts.out).catch(() => undefined);
     // Unpause even when the export failed: the guest must not stay stopped because of us.
     if (pauseByUs) {
       await call(agent.unpauseDomain, agent, { domid: domain.domid }).catch((err: unknown) => {
@@ -158,7 +139,48 @@ async function exportToFile(ferry: FerryClient, opts: { name: string; host?: str
     }
     agent.close();
     streamer.close();
+    await partial.handle.close().catch(() => undefined);
+    if (!summary) await unlink(partial.path).catch(() => undefined);
   }
+  const pausedMs = Date.now() - started;
+  await rename(partial.path, opts.out).catch(async (err: Error) => {
+    await unlink(partial.path).catch(() => undefined);
+    throw new ExportFailure(`cannot write ${opts.out}: ${err.message}`);
+  });
+  return {
+    domain: domain.name,
+    host: domain.host,
+    domid: domain.domid,
+    file: opts.out,
+    format: opts.layers,
+    stream_bytes: Number(summary.streamBytes),
+    pages: Number(summary.pages),
+    unpopulated_pages: Number(summary.unpopulatedPages),
+    page_data_records: Number(summary.pageDataRecords),
+    vcpu_context_bytes: Number(summary.vcpuContextBytes),
+    memory_digest: summary.memoryDigest.toString('hex'),
+    paused_ms: pausedMs,
+    left_paused: !pauseByUs,
+  };
+}
+
+/**
+ * The file the stream is written to first, beside `out`: checked before the domain is paused, so
+ * an unwritable destination fails fast, and renamed over `out` only once the stream is complete.
+ */
+async function openPartial(out: string): Promise<{ path: string; handle: FileHandle }> {
+  const existing = await stat(out).catch(() => null);
+  if (existing?.isDirectory()) throw new ExportFailure(`cannot write ${out}: it is a directory`);
+  if (existing) {
+    await access(out, constants.W_OK).catch((err: Error) => {
+      throw new ExportFailure(`cannot write ${out}: ${err.message}`);
+    });
+  }
+  const path = `${out}.partial-${process.pid}`;
+  const handle = await open(path, 'wx').catch((err: Error) => {
+    throw new ExportFailure(`cannot write ${out}: ${err.message}`);
+  });
+  return { path, handle };
 }
 
 /** The one domain of that name (on that host), not held by a migration. */
@@ -234,6 +256,8 @@ function imageJson(path: string, image: DomainImage) {
     hvm_context_bytes: image.hvmContext?.length ?? 0,
     hvm_context: image.hvmContextCheck ? (image.hvmContextCheck.ok ? image.hvmContextCheck.entries.map((e) => `${e.typecode}/${e.instance}`) : `malformed: ${image.hvmContextCheck.problem}`) : null,
     hvm_params: image.hvmParams?.length ?? 0,
+    cpuid_policy_leaves: (image.cpuidPolicy?.length ?? 0) / 24,
+    msr_policy_entries: (image.msrPolicy?.length ?? 0) / 16,
     memory_digest: image.memory.digest().toString('hex'),
   };
 }
@@ -243,13 +267,14 @@ function printImage(path: string, image: DomainImage): void {
   console.log(`${path}: ${j.format} stream, ${formatBytes(j.stream_bytes)} (${j.stream_bytes} bytes)`);
   if (j.config) {
     console.log(`  domain         ${j.config.name} ${j.config.uuid}, ${j.config.vcpus} vCPU, max ${formatBytes(j.config.max_memkb * 1024)}, target ${formatBytes(j.config.target_memkb * 1024)}`);
-    if (j.config.ferry) console.log(`  ferry          from a ${j.config.ferry.driver} host, vCPU context of ${j.config.ferry.vcpu_context_bytes} bytes in the config`);
+    if (j.config.ferry) console.log(`  ferry          exported from the ${j.config.ferry.driver} driver, vCPU context of ${j.config.ferry.vcpu_context_bytes} bytes in the config`);
   }
   if (j.libxl_records.length > 0) console.log(`  libxl          ${j.libxl_records.join(', ')}`);
   console.log(`  libxc          version ${j.libxc_version}, ${j.domain_type} from Xen ${j.xen_version}`);
   console.log(`  records        ${j.records.join(', ')}`);
   console.log(`  pages          ${j.pfn_entries} pfn entries: ${j.populated_pages} pages populated (${j.data_entries} copies sent), ${j.unpopulated_pages} unpopulated (XTAB)`);
-  console.log(`  HVM context    ${j.hvm_context_bytes} bytes: ${Array.isArray(j.hvm_context) ? `entries ${j.hvm_context.join(' ')}` : j.hvm_context}`);
+  console.log(`  HVM context    ${j.hvm_context_bytes} bytes: ${Array.isArray(j.hvm_context) ? `entries ${j.hvm_context.join(' ')}` : j.hvm_context}; ${j.hvm_params} HVM params`);
+  console.log(`  CPU policy     ${j.cpuid_policy_leaves} CPUID leaves, ${j.msr_policy_entries} MSRs${j.cpuid_policy_leaves + j.msr_policy_entries === 0 ? ' (none: a receiver applies its default policy)' : ''}`);
   console.log(`  memory digest  ${j.memory_digest}`);
 }
 

@@ -549,6 +549,12 @@ export interface MigrationOptions {
   onCompactionTimeout: CompactionTimeoutAction;
   /** Compression of the page stream's payloads. */
   compression: PayloadCompression;
+  /**
+   * Send all-zero pages as an entry without payload (8 bytes) instead of 4 KiB of zeroes.
+   * Unset: on for LAYERED; off for the Xen policies, whose stream (libxc) carries every
+   * populated page in full, so that they are measured as Xen sends.
+   */
+  zeroPageElision?: boolean | undefined;
 }
 
 /**
@@ -751,6 +757,7 @@ function createBaseMigrationOptions(): MigrationOptions {
     compactionSettleTimeoutMs: 0n,
     onCompactionTimeout: 0,
     compression: 0,
+    zeroPageElision: undefined,
   };
 }
 
@@ -807,6 +814,9 @@ export const MigrationOptions: MessageFns<MigrationOptions> = {
     }
     if (message.compression !== 0) {
       writer.uint32(96).int32(message.compression);
+    }
+    if (message.zeroPageElision !== undefined) {
+      writer.uint32(104).bool(message.zeroPageElision);
     }
     return writer;
   },
@@ -920,6 +930,14 @@ export const MigrationOptions: MessageFns<MigrationOptions> = {
             message.compression = reader.int32() as any;
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.zeroPageElision = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -978,6 +996,11 @@ export const MigrationOptions: MessageFns<MigrationOptions> = {
         ? compactionTimeoutActionFromJSON(object.on_compaction_timeout)
         : 0,
       compression: isSet(object.compression) ? payloadCompressionFromJSON(object.compression) : 0,
+      zeroPageElision: isSet(object.zeroPageElision)
+        ? globalThis.Boolean(object.zeroPageElision)
+        : isSet(object.zero_page_elision)
+        ? globalThis.Boolean(object.zero_page_elision)
+        : undefined,
     };
   },
 
@@ -1019,6 +1042,9 @@ export const MigrationOptions: MessageFns<MigrationOptions> = {
     if (message.compression !== 0) {
       obj.compression = payloadCompressionToJSON(message.compression);
     }
+    if (message.zeroPageElision !== undefined) {
+      obj.zeroPageElision = message.zeroPageElision;
+    }
     return obj;
   },
 
@@ -1051,6 +1077,7 @@ export const MigrationOptions: MessageFns<MigrationOptions> = {
         : 0n;
     message.onCompactionTimeout = object.onCompactionTimeout ?? 0;
     message.compression = object.compression ?? 0;
+    message.zeroPageElision = object.zeroPageElision ?? undefined;
     return message;
   },
 };

@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -143,6 +145,59 @@ export function digestAlgorithmToJSON(object: DigestAlgorithm): string {
     case DigestAlgorithm.DIGEST_ALGORITHM_SHA256:
       return "DIGEST_ALGORITHM_SHA256";
     case DigestAlgorithm.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** The layers of Xen's migration stream an export writes (see libs/xen-stream). */
+export enum XenStreamFormat {
+  /** XEN_STREAM_FORMAT_UNSPECIFIED - The default: XEN_STREAM_FORMAT_XL. */
+  XEN_STREAM_FORMAT_UNSPECIFIED = 0,
+  /**
+   * XEN_STREAM_FORMAT_XL - An `xl save` file / `xl migrate` stream: the xl header and the domain's libxl JSON config,
+   * then the libxl stream. Xen's `verify-stream-v2 -f xl` and `xl restore` read it.
+   */
+  XEN_STREAM_FORMAT_XL = 1,
+  /** XEN_STREAM_FORMAT_LIBXL - The libxl stream v2 ("LibxlFmt") alone, with the libxc stream inside. */
+  XEN_STREAM_FORMAT_LIBXL = 2,
+  /** XEN_STREAM_FORMAT_LIBXC - The libxc stream v3 ("XENF") alone, as xc_domain_restore reads it. */
+  XEN_STREAM_FORMAT_LIBXC = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function xenStreamFormatFromJSON(object: any): XenStreamFormat {
+  switch (object) {
+    case 0:
+    case "XEN_STREAM_FORMAT_UNSPECIFIED":
+      return XenStreamFormat.XEN_STREAM_FORMAT_UNSPECIFIED;
+    case 1:
+    case "XEN_STREAM_FORMAT_XL":
+      return XenStreamFormat.XEN_STREAM_FORMAT_XL;
+    case 2:
+    case "XEN_STREAM_FORMAT_LIBXL":
+      return XenStreamFormat.XEN_STREAM_FORMAT_LIBXL;
+    case 3:
+    case "XEN_STREAM_FORMAT_LIBXC":
+      return XenStreamFormat.XEN_STREAM_FORMAT_LIBXC;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return XenStreamFormat.UNRECOGNIZED;
+  }
+}
+
+export function xenStreamFormatToJSON(object: XenStreamFormat): string {
+  switch (object) {
+    case XenStreamFormat.XEN_STREAM_FORMAT_UNSPECIFIED:
+      return "XEN_STREAM_FORMAT_UNSPECIFIED";
+    case XenStreamFormat.XEN_STREAM_FORMAT_XL:
+      return "XEN_STREAM_FORMAT_XL";
+    case XenStreamFormat.XEN_STREAM_FORMAT_LIBXL:
+      return "XEN_STREAM_FORMAT_LIBXL";
+    case XenStreamFormat.XEN_STREAM_FORMAT_LIBXC:
+      return "XEN_STREAM_FORMAT_LIBXC";
+    case XenStreamFormat.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -337,6 +392,12 @@ export interface SendRoundRequest {
   bandwidthBps: bigint;
   /** How to compress batch payloads. */
   compression: PayloadCompression;
+  /**
+   * Send all-zero pages in full (RAW, 4 KiB each) instead of as a ZERO entry without payload.
+   * Xen's libxc stream sends every populated page with its data; the Xen baselines set this so
+   * their bytes on the wire are Xen's.
+   */
+  sendZeroPages: boolean;
 }
 
 /** Response of PageStreamerService.SendRound. */
@@ -488,6 +549,51 @@ export interface MemoryDigestResponse {
   elapsedMs: bigint;
 }
 
+/** Request of PageStreamerService.ExportDomain. */
+export interface ExportDomainRequest {
+  /** The paused or suspended domain on this host. */
+  domid: number;
+  /** Which layers to write. */
+  format: XenStreamFormat;
+}
+
+/**
+ * One message of PageStreamerService.ExportDomain's response stream: the stream's bytes in
+ * order, then one summary as the last message.
+ */
+export interface ExportDomainResponse {
+  /** What this message carries. */
+  part?:
+    | //
+    /** The next bytes of the stream (at most 1 MiB per message). */
+    { $case: "data"; data: Buffer }
+    | //
+    /** Sent once, after the last byte. */
+    { $case: "summary"; summary: ExportSummary }
+    | undefined;
+}
+
+/** What an export wrote. */
+export interface ExportSummary {
+  /** Length of the whole stream in bytes. */
+  streamBytes: bigint;
+  /** Populated pages written with their contents (PAGE_DATA entries of type NOTAB). */
+  pages: bigint;
+  /** Pfns below max_pages that are not populated, written as XTAB entries (8 bytes, no data). */
+  unpopulatedPages: bigint;
+  /** PAGE_DATA records written (at most 1024 pfns each). */
+  pageDataRecords: bigint;
+  /** Size of the domain's vCPU and device state as the driver reported it. */
+  vcpuContextBytes: bigint;
+  /**
+   * SHA-256 over the pages written, in MemoryDigestResponse.digest's definition: equal to the
+   * domain's MemoryDigest while it stays paused.
+   */
+  memoryDigest: Buffer;
+  /** Time the export took on this host. */
+  elapsedMs: bigint;
+}
+
 /** The first frame of a data connection: who sends, for which session. */
 export interface PageStreamHello {
   /** The data-plane protocol version; this file describes version 1. */
@@ -500,6 +606,11 @@ export interface PageStreamHello {
   token: string;
   /** The sending host (Host.name), for logs. */
   senderHost: string;
+  /**
+   * W3C trace context of the sender's work (its "send round" span), so that the receiver's
+   * spans for this connection join the migration's trace; empty when the sender has none.
+   */
+  traceparent: string;
 }
 
 /**
@@ -761,7 +872,16 @@ export const OpenReceiveSessionResponse: MessageFns<OpenReceiveSessionResponse> 
 };
 
 function createBaseSendRoundRequest(): SendRoundRequest {
-  return { fence: undefined, round: 0, domid: 0, peerEndpoint: "", token: "", bandwidthBps: 0n, compression: 0 };
+  return {
+    fence: undefined,
+    round: 0,
+    domid: 0,
+    peerEndpoint: "",
+    token: "",
+    bandwidthBps: 0n,
+    compression: 0,
+    sendZeroPages: false,
+  };
 }
 
 export const SendRoundRequest: MessageFns<SendRoundRequest> = {
@@ -789,6 +909,9 @@ export const SendRoundRequest: MessageFns<SendRoundRequest> = {
     }
     if (message.compression !== 0) {
       writer.uint32(56).int32(message.compression);
+    }
+    if (message.sendZeroPages !== false) {
+      writer.uint32(64).bool(message.sendZeroPages);
     }
     return writer;
   },
@@ -862,6 +985,14 @@ export const SendRoundRequest: MessageFns<SendRoundRequest> = {
             message.compression = reader.int32() as any;
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.sendZeroPages = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -891,6 +1022,11 @@ export const SendRoundRequest: MessageFns<SendRoundRequest> = {
         ? BigInt(object.bandwidth_bps)
         : 0n,
       compression: isSet(object.compression) ? payloadCompressionFromJSON(object.compression) : 0,
+      sendZeroPages: isSet(object.sendZeroPages)
+        ? globalThis.Boolean(object.sendZeroPages)
+        : isSet(object.send_zero_pages)
+        ? globalThis.Boolean(object.send_zero_pages)
+        : false,
     };
   },
 
@@ -917,6 +1053,9 @@ export const SendRoundRequest: MessageFns<SendRoundRequest> = {
     if (message.compression !== 0) {
       obj.compression = payloadCompressionToJSON(message.compression);
     }
+    if (message.sendZeroPages !== false) {
+      obj.sendZeroPages = message.sendZeroPages;
+    }
     return obj;
   },
 
@@ -934,6 +1073,7 @@ export const SendRoundRequest: MessageFns<SendRoundRequest> = {
       ? BigInt(object.bandwidthBps)
       : 0n;
     message.compression = object.compression ?? 0;
+    message.sendZeroPages = object.sendZeroPages ?? false;
     return message;
   },
 };
@@ -2417,8 +2557,417 @@ export const MemoryDigestResponse: MessageFns<MemoryDigestResponse> = {
   },
 };
 
+function createBaseExportDomainRequest(): ExportDomainRequest {
+  return { domid: 0, format: 0 };
+}
+
+export const ExportDomainRequest: MessageFns<ExportDomainRequest> = {
+  encode(message: ExportDomainRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.domid !== 0) {
+      writer.uint32(8).uint32(message.domid);
+    }
+    if (message.format !== 0) {
+      writer.uint32(16).int32(message.format);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExportDomainRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExportDomainRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.domid = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.format = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExportDomainRequest {
+    return {
+      domid: isSet(object.domid) ? globalThis.Number(object.domid) : 0,
+      format: isSet(object.format) ? xenStreamFormatFromJSON(object.format) : 0,
+    };
+  },
+
+  toJSON(message: ExportDomainRequest): unknown {
+    const obj: any = {};
+    if (message.domid !== 0) {
+      obj.domid = Math.round(message.domid);
+    }
+    if (message.format !== 0) {
+      obj.format = xenStreamFormatToJSON(message.format);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExportDomainRequest>, I>>(base?: I): ExportDomainRequest {
+    return ExportDomainRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExportDomainRequest>, I>>(object: I): ExportDomainRequest {
+    const message = createBaseExportDomainRequest();
+    message.domid = object.domid ?? 0;
+    message.format = object.format ?? 0;
+    return message;
+  },
+};
+
+function createBaseExportDomainResponse(): ExportDomainResponse {
+  return { part: undefined };
+}
+
+export const ExportDomainResponse: MessageFns<ExportDomainResponse> = {
+  encode(message: ExportDomainResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.part?.$case) {
+      case "data":
+        writer.uint32(10).bytes(message.part.data);
+        break;
+      case "summary":
+        ExportSummary.encode(message.part.summary, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExportDomainResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExportDomainResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.part = { $case: "data", data: Buffer.from(reader.bytes()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.part = { $case: "summary", summary: ExportSummary.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExportDomainResponse {
+    return {
+      part: isSet(object.data)
+        ? { $case: "data", data: Buffer.from(bytesFromBase64(object.data)) }
+        : isSet(object.summary)
+        ? { $case: "summary", summary: ExportSummary.fromJSON(object.summary) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: ExportDomainResponse): unknown {
+    const obj: any = {};
+    if (message.part?.$case === "data") {
+      obj.data = base64FromBytes(message.part.data);
+    } else if (message.part?.$case === "summary") {
+      obj.summary = ExportSummary.toJSON(message.part.summary);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExportDomainResponse>, I>>(base?: I): ExportDomainResponse {
+    return ExportDomainResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExportDomainResponse>, I>>(object: I): ExportDomainResponse {
+    const message = createBaseExportDomainResponse();
+    switch (object.part?.$case) {
+      case "data": {
+        if (object.part?.data !== undefined && object.part?.data !== null) {
+          message.part = { $case: "data", data: object.part.data };
+        }
+        break;
+      }
+      case "summary": {
+        if (object.part?.summary !== undefined && object.part?.summary !== null) {
+          message.part = { $case: "summary", summary: ExportSummary.fromPartial(object.part.summary) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseExportSummary(): ExportSummary {
+  return {
+    streamBytes: 0n,
+    pages: 0n,
+    unpopulatedPages: 0n,
+    pageDataRecords: 0n,
+    vcpuContextBytes: 0n,
+    memoryDigest: Buffer.alloc(0),
+    elapsedMs: 0n,
+  };
+}
+
+export const ExportSummary: MessageFns<ExportSummary> = {
+  encode(message: ExportSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.streamBytes !== 0n) {
+      if (BigInt.asUintN(64, message.streamBytes) !== message.streamBytes) {
+        throw new globalThis.Error("value provided for field message.streamBytes of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.streamBytes);
+    }
+    if (message.pages !== 0n) {
+      if (BigInt.asUintN(64, message.pages) !== message.pages) {
+        throw new globalThis.Error("value provided for field message.pages of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.pages);
+    }
+    if (message.unpopulatedPages !== 0n) {
+      if (BigInt.asUintN(64, message.unpopulatedPages) !== message.unpopulatedPages) {
+        throw new globalThis.Error("value provided for field message.unpopulatedPages of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.unpopulatedPages);
+    }
+    if (message.pageDataRecords !== 0n) {
+      if (BigInt.asUintN(64, message.pageDataRecords) !== message.pageDataRecords) {
+        throw new globalThis.Error("value provided for field message.pageDataRecords of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.pageDataRecords);
+    }
+    if (message.vcpuContextBytes !== 0n) {
+      if (BigInt.asUintN(64, message.vcpuContextBytes) !== message.vcpuContextBytes) {
+        throw new globalThis.Error("value provided for field message.vcpuContextBytes of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.vcpuContextBytes);
+    }
+    if (message.memoryDigest.length !== 0) {
+      writer.uint32(50).bytes(message.memoryDigest);
+    }
+    if (message.elapsedMs !== 0n) {
+      if (BigInt.asUintN(64, message.elapsedMs) !== message.elapsedMs) {
+        throw new globalThis.Error("value provided for field message.elapsedMs of type uint64 too large");
+      }
+      writer.uint32(56).uint64(message.elapsedMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExportSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExportSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.streamBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pages = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.unpopulatedPages = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.pageDataRecords = reader.uint64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.vcpuContextBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.memoryDigest = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.elapsedMs = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExportSummary {
+    return {
+      streamBytes: isSet(object.streamBytes)
+        ? BigInt(object.streamBytes)
+        : isSet(object.stream_bytes)
+        ? BigInt(object.stream_bytes)
+        : 0n,
+      pages: isSet(object.pages) ? BigInt(object.pages) : 0n,
+      unpopulatedPages: isSet(object.unpopulatedPages)
+        ? BigInt(object.unpopulatedPages)
+        : isSet(object.unpopulated_pages)
+        ? BigInt(object.unpopulated_pages)
+        : 0n,
+      pageDataRecords: isSet(object.pageDataRecords)
+        ? BigInt(object.pageDataRecords)
+        : isSet(object.page_data_records)
+        ? BigInt(object.page_data_records)
+        : 0n,
+      vcpuContextBytes: isSet(object.vcpuContextBytes)
+        ? BigInt(object.vcpuContextBytes)
+        : isSet(object.vcpu_context_bytes)
+        ? BigInt(object.vcpu_context_bytes)
+        : 0n,
+      memoryDigest: isSet(object.memoryDigest)
+        ? Buffer.from(bytesFromBase64(object.memoryDigest))
+        : isSet(object.memory_digest)
+        ? Buffer.from(bytesFromBase64(object.memory_digest))
+        : Buffer.alloc(0),
+      elapsedMs: isSet(object.elapsedMs)
+        ? BigInt(object.elapsedMs)
+        : isSet(object.elapsed_ms)
+        ? BigInt(object.elapsed_ms)
+        : 0n,
+    };
+  },
+
+  toJSON(message: ExportSummary): unknown {
+    const obj: any = {};
+    if (message.streamBytes !== 0n) {
+      obj.streamBytes = message.streamBytes.toString();
+    }
+    if (message.pages !== 0n) {
+      obj.pages = message.pages.toString();
+    }
+    if (message.unpopulatedPages !== 0n) {
+      obj.unpopulatedPages = message.unpopulatedPages.toString();
+    }
+    if (message.pageDataRecords !== 0n) {
+      obj.pageDataRecords = message.pageDataRecords.toString();
+    }
+    if (message.vcpuContextBytes !== 0n) {
+      obj.vcpuContextBytes = message.vcpuContextBytes.toString();
+    }
+    if (message.memoryDigest.length !== 0) {
+      obj.memoryDigest = base64FromBytes(message.memoryDigest);
+    }
+    if (message.elapsedMs !== 0n) {
+      obj.elapsedMs = message.elapsedMs.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExportSummary>, I>>(base?: I): ExportSummary {
+    return ExportSummary.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExportSummary>, I>>(object: I): ExportSummary {
+    const message = createBaseExportSummary();
+    message.streamBytes = (object.streamBytes !== undefined && object.streamBytes !== null)
+      ? BigInt(object.streamBytes)
+      : 0n;
+    message.pages = (object.pages !== undefined && object.pages !== null) ? BigInt(object.pages) : 0n;
+    message.unpopulatedPages = (object.unpopulatedPages !== undefined && object.unpopulatedPages !== null)
+      ? BigInt(object.unpopulatedPages)
+      : 0n;
+    message.pageDataRecords = (object.pageDataRecords !== undefined && object.pageDataRecords !== null)
+      ? BigInt(object.pageDataRecords)
+      : 0n;
+    message.vcpuContextBytes = (object.vcpuContextBytes !== undefined && object.vcpuContextBytes !== null)
+      ? BigInt(object.vcpuContextBytes)
+      : 0n;
+    message.memoryDigest = object.memoryDigest ?? Buffer.alloc(0);
+    message.elapsedMs = (object.elapsedMs !== undefined && object.elapsedMs !== null) ? BigInt(object.elapsedMs) : 0n;
+    return message;
+  },
+};
+
 function createBasePageStreamHello(): PageStreamHello {
-  return { protocolVersion: 0, migrationId: "", epoch: 0n, token: "", senderHost: "" };
+  return { protocolVersion: 0, migrationId: "", epoch: 0n, token: "", senderHost: "", traceparent: "" };
 }
 
 export const PageStreamHello: MessageFns<PageStreamHello> = {
@@ -2440,6 +2989,9 @@ export const PageStreamHello: MessageFns<PageStreamHello> = {
     }
     if (message.senderHost !== "") {
       writer.uint32(42).string(message.senderHost);
+    }
+    if (message.traceparent !== "") {
+      writer.uint32(50).string(message.traceparent);
     }
     return writer;
   },
@@ -2497,6 +3049,14 @@ export const PageStreamHello: MessageFns<PageStreamHello> = {
             message.senderHost = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2528,6 +3088,7 @@ export const PageStreamHello: MessageFns<PageStreamHello> = {
         : isSet(object.sender_host)
         ? globalThis.String(object.sender_host)
         : "",
+      traceparent: isSet(object.traceparent) ? globalThis.String(object.traceparent) : "",
     };
   },
 
@@ -2548,6 +3109,9 @@ export const PageStreamHello: MessageFns<PageStreamHello> = {
     if (message.senderHost !== "") {
       obj.senderHost = message.senderHost;
     }
+    if (message.traceparent !== "") {
+      obj.traceparent = message.traceparent;
+    }
     return obj;
   },
 
@@ -2561,6 +3125,7 @@ export const PageStreamHello: MessageFns<PageStreamHello> = {
     message.epoch = (object.epoch !== undefined && object.epoch !== null) ? BigInt(object.epoch) : 0n;
     message.token = object.token ?? "";
     message.senderHost = object.senderHost ?? "";
+    message.traceparent = object.traceparent ?? "";
     return message;
   },
 };
@@ -3116,6 +3681,25 @@ export const PageStreamerServiceService = {
       Buffer.from(MemoryDigestResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): MemoryDigestResponse => MemoryDigestResponse.decode(value),
   },
+  /**
+   * Either side: the whole domain as one of Xen's own migration streams (by default what
+   * `xl save` writes: the xl header with the domain's JSON config, the libxl stream v2 and the
+   * libxc stream v3), read on this host and streamed back in order, in chunks (`ferry export`).
+   * Every populated page goes out once as PAGE_DATA, every other pfn below max_pages as XTAB,
+   * then the vCPU state. The domain must stay paused or suspended for the whole call
+   * (FAILED_PRECONDITION DOMAIN_RUNNING otherwise); the caller pauses it through the host
+   * agent. FAILED_PRECONDITION DOMAIN_RECEIVING for a domain a migration is receiving into.
+   */
+  exportDomain: {
+    path: "/ferry.v1.PageStreamerService/ExportDomain" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ExportDomainRequest): Buffer => Buffer.from(ExportDomainRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ExportDomainRequest => ExportDomainRequest.decode(value),
+    responseSerialize: (value: ExportDomainResponse): Buffer =>
+      Buffer.from(ExportDomainResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ExportDomainResponse => ExportDomainResponse.decode(value),
+  },
 } as const;
 
 export interface PageStreamerServiceServer extends UntypedServiceImplementation {
@@ -3150,6 +3734,16 @@ export interface PageStreamerServiceServer extends UntypedServiceImplementation 
    * verify that the target received exactly the source's memory (--verify).
    */
   memoryDigest: handleUnaryCall<MemoryDigestRequest, MemoryDigestResponse>;
+  /**
+   * Either side: the whole domain as one of Xen's own migration streams (by default what
+   * `xl save` writes: the xl header with the domain's JSON config, the libxl stream v2 and the
+   * libxc stream v3), read on this host and streamed back in order, in chunks (`ferry export`).
+   * Every populated page goes out once as PAGE_DATA, every other pfn below max_pages as XTAB,
+   * then the vCPU state. The domain must stay paused or suspended for the whole call
+   * (FAILED_PRECONDITION DOMAIN_RUNNING otherwise); the caller pauses it through the host
+   * agent. FAILED_PRECONDITION DOMAIN_RECEIVING for a domain a migration is receiving into.
+   */
+  exportDomain: handleServerStreamingCall<ExportDomainRequest, ExportDomainResponse>;
 }
 
 export interface PageStreamerServiceClient extends Client {
@@ -3268,6 +3862,24 @@ export interface PageStreamerServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: MemoryDigestResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Either side: the whole domain as one of Xen's own migration streams (by default what
+   * `xl save` writes: the xl header with the domain's JSON config, the libxl stream v2 and the
+   * libxc stream v3), read on this host and streamed back in order, in chunks (`ferry export`).
+   * Every populated page goes out once as PAGE_DATA, every other pfn below max_pages as XTAB,
+   * then the vCPU state. The domain must stay paused or suspended for the whole call
+   * (FAILED_PRECONDITION DOMAIN_RUNNING otherwise); the caller pauses it through the host
+   * agent. FAILED_PRECONDITION DOMAIN_RECEIVING for a domain a migration is receiving into.
+   */
+  exportDomain(
+    request: ExportDomainRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ExportDomainResponse>;
+  exportDomain(
+    request: ExportDomainRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ExportDomainResponse>;
 }
 
 export const PageStreamerServiceClient = makeGenericClientConstructor(
