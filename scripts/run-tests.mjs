@@ -41,13 +41,16 @@ const child = spawn(process.execPath, [
 let tail = '';
 child.stdout.on('data', (chunk) => {
   process.stdout.write(chunk);
-  tail = (tail + chunk.toString()).slice(-4000);
+  tail = (tail + chunk.toString()).slice(-200_000);
 });
 child.on('close', (code, signal) => {
-  const tests = Number(/tests (\d+)/.exec(tail)?.[1] ?? 0);
-  const pass = Number(/pass (\d+)/.exec(tail)?.[1] ?? 0);
-  const fail = Number(/fail (\d+)/.exec(tail)?.[1] ?? 0);
-  const skipped = Number(/skipped (\d+)/.exec(tail)?.[1] ?? 0);
+  // The spec reporter prints its summary ("ℹ tests N", "ℹ pass N", ...) once, after the run;
+  // failing tests' details may follow it, so take the last occurrence of each line.
+  const last = (name) => Number([...tail.matchAll(new RegExp(`^ℹ ${name} (\\d+)$`, 'gm'))].at(-1)?.[1] ?? 0);
+  const tests = last('tests');
+  const pass = last('pass');
+  const fail = last('fail');
+  const skipped = last('skipped');
   console.log(`${pass} passed, ${fail} failed, ${skipped} skipped`);
   if (tests === 0) {
     console.error('run-tests: the run executed no test; that is a failure');

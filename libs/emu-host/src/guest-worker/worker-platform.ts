@@ -1,6 +1,8 @@
 // The GuestPlatform a guest kernel runs on, inside the domain's worker thread: its memory (the
 // domain's shared memory, mapped by this thread), the reservation hypercalls, xenstore over the
-// worker's message port, the vCPU pause point, suspend/shutdown, and a NIC (TCP on 127.0.0.1).
+// worker's message port, the vCPU pause point, suspend/shutdown, and a NIC (TCP on the host's guest
+// network address: 127.0.0.1 unless FERRY_EMU_GUEST_HOST names one that clients elsewhere can reach,
+// as in docker-compose and Kubernetes where a guest's client runs in another container).
 
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
@@ -120,10 +122,12 @@ export class WorkerPlatform implements GuestPlatform {
         onConnection(socket);
       });
       server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
+      const nicHost = process.env.FERRY_EMU_GUEST_HOST || '127.0.0.1';
+      server.listen(0, nicHost, () => {
         server.off('error', reject);
         this.servers.add(server);
-        resolve(`127.0.0.1:${(server.address() as AddressInfo).port}`);
+        const port = (server.address() as AddressInfo).port;
+        resolve(nicHost.includes(':') ? `[${nicHost}]:${port}` : `${nicHost}:${port}`);
       });
     });
   }
