@@ -20,12 +20,13 @@ export interface TestCluster {
   kill(processName: string): void;
 }
 
-export async function startTestCluster(hosts = 2): Promise<TestCluster> {
+/** `env`: extra environment for every service of the lab (e.g. OTEL_* to export traces). */
+export async function startTestCluster(hosts = 2, opts: { env?: Record<string, string> } = {}): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-e2e-'));
   const nats = await startNatsServer(join(dir, 'nats'), join(dir, 'nats.log'), false);
   let lab: LabState;
   try {
-    lab = await startLab({ dir: join(dir, 'lab'), hosts, natsUrl: nats.url, detached: false });
+    lab = await startLab({ dir: join(dir, 'lab'), hosts, natsUrl: nats.url, detached: false, env: opts.env });
   } catch (err) {
     await stopProcess(nats.process.pid);
     rmSync(dir, { recursive: true, force: true });

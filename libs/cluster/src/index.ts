@@ -1,3 +1,4 @@
 export * from './host-registry';
 export * from './migration-records';
 export * from './migration-events';
+export * from './trace-headers';

@@ -4,6 +4,7 @@
 import type { BalloonManager } from '@ferry/balloon';
 import { BalloonManagerService, type BalloonManagerServer } from '@ferry/proto';
 import { startGrpcServer, unary, type Logger, type StartedGrpcServer } from '@ferry/runtime';
+import { BalloonManagerMetrics, observedBalloonManager } from './observability';
 
 export const BALLOON_MANAGER_SERVICE_NAME = 'ferry.v1.BalloonManagerService';
 
@@ -17,12 +18,17 @@ export function balloonManagerServer(manager: BalloonManager, logger: Logger): B
   };
 }
 
-export function startBalloonManagerServer(manager: BalloonManager, address: string, logger: Logger): Promise<StartedGrpcServer> {
+export function startBalloonManagerServer(
+  manager: BalloonManager,
+  address: string,
+  logger: Logger,
+  metrics = new BalloonManagerMetrics(),
+): Promise<StartedGrpcServer> {
   return startGrpcServer({
     address,
     logger,
     services: [
-      { name: BALLOON_MANAGER_SERVICE_NAME, definition: BalloonManagerService, implementation: balloonManagerServer(manager, logger) },
+      { name: BALLOON_MANAGER_SERVICE_NAME, definition: BalloonManagerService, implementation: observedBalloonManager(balloonManagerServer(manager, logger), metrics) },
     ],
   });
 }

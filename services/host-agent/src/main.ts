@@ -2,12 +2,13 @@
 //
 // Environment (services/README.md): FERRY_HOST, FERRY_LISTEN, NATS_URL, FERRY_DRIVER,
 // FERRY_EMU_SOCKET, FERRY_MEMORY_TRACKER, FERRY_BALLOON_MANAGER, FERRY_PAGE_STREAMER,
-// FERRY_LOG_LEVEL.
+// FERRY_LOG_LEVEL, FERRY_METRICS_LISTEN, OTEL_*.
 //
 // Serves HostAgentService, registers the host in the NATS KV host registry (ferry_hosts) with the
 // addresses of its four services and keeps the entry alive with heartbeats; logs "ready" only
 // once the first registration is stored. SIGTERM/SIGINT: deregister, stop serving, exit 0.
 
+import { telemetry } from './telemetry'; // first: instruments @grpc/grpc-js before it loads
 import { hostname } from 'node:os';
 import { FERRY_VERSION, HostAgent } from '@ferry/agent';
 import { registerHost } from '@ferry/cluster';
@@ -15,7 +16,9 @@ import type { HypervisorDriver } from '@ferry/hypervisor';
 // connect.ts is not re-exported by @ferry/hypervisor's index (yet).
 import { connectDriverFromEnv } from '@ferry/hypervisor';
 import { createLogger, env, onShutdownSignal, type StartedGrpcServer } from '@ferry/runtime';
+import { serveMetrics, type MetricsServer } from '@ferry/telemetry';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { HostAgentMetrics } from './observability';
 import { startHostAgentServer } from './server';
 
 const host = env('FERRY_HOST', hostname());
@@ -25,6 +28,7 @@ let driver: HypervisorDriver | undefined;
 let server: StartedGrpcServer | undefined;
 let nats: NatsConnection | undefined;
 let registration: { stop(): Promise<void> } | undefined;
+let metricsServer: MetricsServer | undefined;
 
 /** Releases whatever has been set up so far, newest first: the registry entry goes before anything else. */
 async function stop(): Promise<void> {
@@ -32,6 +36,8 @@ async function stop(): Promise<void> {
   await nats?.drain().catch(() => nats?.close());
   await server?.shutdown();
   await driver?.close();
+  await metricsServer?.close();
+  await telemetry.shutdown();
 }
 
 async function main(): Promise<void> {
@@ -51,7 +57,9 @@ async function main(): Promise<void> {
     logger,
     identity: { name: host, ferryVersion: FERRY_VERSION, endpoints: { hostAgent: '', ...peers } },
   });
-  server = await startHostAgentServer(agent, env('FERRY_LISTEN', '127.0.0.1:0'), logger);
+  const metrics = new HostAgentMetrics();
+  metricsServer = await serveMetrics(metrics.registry, env('FERRY_METRICS_LISTEN', '127.0.0.1:0'));
+  server = await startHostAgentServer(agent, env('FERRY_LISTEN', '127.0.0.1:0'), logger, metrics);
 
   const natsUrl = env('NATS_URL', 'nats://127.0.0.1:4222');
   logger.info({ nats: natsUrl }, 'connecting to NATS');
@@ -59,7 +67,7 @@ async function main(): Promise<void> {
   registration = await registerHost(nats, () => agent.hostRecord(), (err) =>
     logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'host registry heartbeat failed'),
   );
-  logger.info({ address: server.address, host, driver: hypervisor.kind, nats: natsUrl }, 'ready');
+  logger.info({ address: server.address, host, driver: hypervisor.kind, nats: natsUrl, metrics_address: metricsServer.address }, 'ready');
 }
 
 main().catch(async (err: unknown) => {

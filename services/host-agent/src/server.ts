@@ -4,6 +4,7 @@
 import type { HostAgent } from '@ferry/agent';
 import { HostAgentService, type HostAgentServer } from '@ferry/proto';
 import { startGrpcServer, unary, type Logger, type StartedGrpcServer } from '@ferry/runtime';
+import { HostAgentMetrics, observedHostAgent } from './observability';
 
 export const HOST_AGENT_SERVICE_NAME = 'ferry.v1.HostAgentService';
 
@@ -27,11 +28,11 @@ export function hostAgentServer(agent: HostAgent, logger: Logger): HostAgentServ
 }
 
 /** Serves `agent` on `address` (e.g. 127.0.0.1:0) and tells it the address it got. */
-export async function startHostAgentServer(agent: HostAgent, address: string, logger: Logger): Promise<StartedGrpcServer> {
+export async function startHostAgentServer(agent: HostAgent, address: string, logger: Logger, metrics = new HostAgentMetrics()): Promise<StartedGrpcServer> {
   const server = await startGrpcServer({
     address,
     logger,
-    services: [{ name: HOST_AGENT_SERVICE_NAME, definition: HostAgentService, implementation: hostAgentServer(agent, logger) }],
+    services: [{ name: HOST_AGENT_SERVICE_NAME, definition: HostAgentService, implementation: observedHostAgent(hostAgentServer(agent, logger), metrics) }],
   });
   agent.setOwnAddress(server.address);
   return server;

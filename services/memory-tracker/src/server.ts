@@ -11,6 +11,7 @@ import {
 } from '@ferry/proto';
 import { invalidArgument, startGrpcServer, unary, type Logger } from '@ferry/runtime';
 import { MemoryTracker, type Fence } from '@ferry/tracker';
+import { MemoryTrackerMetrics, observedMemoryTracker } from './observability';
 
 export function memoryTrackerHandlers(tracker: MemoryTracker, logger: Logger): MemoryTrackerServer {
   return {
@@ -74,12 +75,14 @@ export async function startMemoryTrackerServer(opts: {
   address: string;
   driver: HypervisorDriver;
   logger: Logger;
+  metrics?: MemoryTrackerMetrics;
 }): Promise<MemoryTrackerServerHandle> {
   const tracker = new MemoryTracker(opts.driver, opts.logger);
+  const handlers = observedMemoryTracker(memoryTrackerHandlers(tracker, opts.logger), opts.metrics ?? new MemoryTrackerMetrics());
   const server = await startGrpcServer({
     address: opts.address,
     logger: opts.logger,
-    services: [{ name: 'ferry.v1.MemoryTrackerService', definition: MemoryTrackerService, implementation: memoryTrackerHandlers(tracker, opts.logger) }],
+    services: [{ name: 'ferry.v1.MemoryTrackerService', definition: MemoryTrackerService, implementation: handlers }],
   });
   return {
     address: server.address,
