@@ -15,7 +15,8 @@ import { pathToFileURL } from 'node:url';
 import { connectEmulatedDriver, hostShmPrefix, type WorkloadSpec } from '@ferry/hypervisor';
 import { listSharedMemory } from '@ferry/shm';
 import { spawnEmuHost } from '../src/index';
-import { SCRIPTED_KERNEL, guestCommand, isCode, scriptedReady, startHost, stopAllHosts, waitForDomain } from './helpers';
+import { SCRIPTED_KERNEL, WAIT_MS, guestCommand, isCode, scriptedReady, startHost, stopAllHosts, waitForDomain } from './helpers';
+import { liveMappingCount } from '@ferry/shm';
 
 const idle: WorkloadSpec = { kind: 'idle', seed: 1, freeFraction: 0.5 };
 
@@ -116,4 +117,23 @@ test('a second host on the same folder is refused; a client sending garbage is d
   garbage.write(Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4])); // a 4 GiB frame
   await closed;
   assert.equal((await first.driver.hostInfo()).name, 'owner', 'the host still serves others');
+});
+
+test('a driver releases its mapping of a domain that another process destroyed', async () => {
+  const { driver, process: emu } = await startHost({ name: 'sweep' });
+  const other = await connectEmulatedDriver(emu.socketPath); // stands for the host-agent
+  try {
+    const domid = await driver.createDomain({ name: 'gone', maxPages: 256, workload: idle });
+    await scriptedReady(driver, domid);
+    const before = liveMappingCount();
+    const pages = await driver.mapForeignPages(domid, [0]);
+    pages.unmap();
+    assert.ok(liveMappingCount() > before, 'reading pages maps the domain');
+    await other.destroy(domid);
+    const deadline = Date.now() + WAIT_MS;
+    while (liveMappingCount() > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(liveMappingCount(), before, 'the mapping of the destroyed domain is gone');
+  } finally {
+    await other.close();
+  }
 });

@@ -32,6 +32,14 @@ export class EmulatedDriver implements HypervisorDriver {
   readonly kind = 'emulated' as const;
   /** Mapped domain memory, by domid (domids are never reused by an emulated host). */
   private readonly memories = new Map<number, Promise<DomainMemory>>();
+  /** The mappings that have been made, to find those of domains destroyed by another process. */
+  private readonly mapped = new Map<number, DomainMemory>();
+  /**
+   * Another process (the host-agent) destroys domains this driver has mapped; the host marks their
+   * memory DESTROYED, and ids are never reused, so without a sweep those mappings (gigabytes of
+   * shared memory the host has unlinked) would stay alive as long as this process.
+   */
+  private readonly sweeper = setInterval(() => this.sweepDestroyed(), 2000).unref();
   private readonly pool = new ForeignPagePool();
 
   constructor(private readonly client: HypercallClient) {}
@@ -187,6 +195,7 @@ export class EmulatedDriver implements HypervisorDriver {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     this.client.close();
     const domids = [...this.memories.keys()];
     await Promise.all(domids.map((domid) => this.forgetMemory(domid)));
@@ -194,9 +203,14 @@ export class EmulatedDriver implements HypervisorDriver {
 
   /** The domain's mapped memory, mapping it on first use; ESRCH once the domain is destroyed. */
   private async liveMemory(domid: number): Promise<DomainMemory> {
+    this.sweepDestroyed();
     let mapping = this.memories.get(domid);
     if (!mapping) {
-      mapping = this.client.call('memoryObjects', { domid }).then(({ result }) => DomainMemory.open(result.names));
+      mapping = this.client.call('memoryObjects', { domid }).then(({ result }) => {
+        const memory = DomainMemory.open(result.names);
+        this.mapped.set(domid, memory);
+        return memory;
+      });
       this.memories.set(domid, mapping);
       mapping.catch(() => this.memories.delete(domid));
     }
@@ -208,8 +222,15 @@ export class EmulatedDriver implements HypervisorDriver {
     return memory;
   }
 
+  private sweepDestroyed(): void {
+    for (const [domid, memory] of this.mapped) {
+      if (memory.state === DomainStateCode.DESTROYED) void this.forgetMemory(domid);
+    }
+  }
+
   private async forgetMemory(domid: number): Promise<void> {
     const mapping = this.memories.get(domid);
+    this.mapped.delete(domid);
     if (!mapping) return;
     this.memories.delete(domid);
     try {
