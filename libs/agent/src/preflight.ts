@@ -58,6 +58,12 @@ export function sourceReasons(f: SourceFacts): PreflightReason[] {
     const state = d.state === 'shutdown' ? `shut down (${d.shutdownReason ?? 'unknown reason'})` : d.state;
     add(PreflightCode.PREFLIGHT_CODE_DOMAIN_NOT_MIGRATABLE, `domain ${d.name} (domid ${d.domid}) is ${state}; only a running domain can migrate`);
   }
+  if (d.guestType === 'pv') {
+    add(
+      PreflightCode.PREFLIGHT_CODE_DOMAIN_NOT_MIGRATABLE,
+      `domain ${d.name} (domid ${d.domid}) is a PV guest; the xen driver migrates PVH and HVM guests only (PV needs page-table normalisation)`,
+    );
+  }
   if (f.featureSuspend !== '1') {
     add(
       PreflightCode.PREFLIGHT_CODE_DOMAIN_NOT_SUSPENDABLE,

@@ -14,6 +14,8 @@ export const MAX_BATCH_PAGES = 1024;
 export type DomainState = 'running' | 'paused' | 'shutdown';
 /** Xen's SHUTDOWN_* reasons, lower-cased. */
 export type ShutdownReason = 'poweroff' | 'reboot' | 'suspend' | 'crash' | 'watchdog';
+/** x86 guest types: paravirtualised, PVH (an HVM container without emulated devices), fully virtualised. */
+export type GuestType = 'pv' | 'pvh' | 'hvm';
 
 export interface DomainInfo {
   domid: number;
@@ -29,6 +31,8 @@ export interface DomainInfo {
   vcpus: number;
   /** True while log-dirty mode is enabled. */
   logDirty: boolean;
+  /** Set by the xen driver; pre-flight refuses guest types the driver cannot migrate (PV). */
+  guestType?: GuestType;
 }
 
 export interface HostInfo {
