@@ -114,7 +114,9 @@ test('a destroyed domain is gone for every connection, including one that had ma
     await scriptedReady(driver, temp);
     (await other.mapForeignPages(temp, [0])).unmap(); // `other` now holds a mapping of its memory
     await driver.destroy(temp);
-    await assert.rejects(other.mapForeignPages(temp, [0]), isCode('ESRCH', /destroyed/));
+    // Its mapping is either still cached (the driver sees DESTROYED) or already swept (the host
+    // answers): ESRCH either way.
+    await assert.rejects(other.mapForeignPages(temp, [0]), isCode('ESRCH', /has been destroyed|no domain/));
     await assert.rejects(driver.mapForeignPages(temp, [0]), isCode('ESRCH', /no domain/));
   } finally {
     await other.close();
