@@ -2,22 +2,14 @@
 // guest parameters and one bandwidth cap, reported next to xen-4.17 of the same workload and seed.
 
 import { credentials } from '@grpc/grpc-js';
-import { FerryClient, migrationSummary, type MigrationSummary } from '@ferry/client';
-import { HostAgentClient, WorkloadKind, WritePattern, type Migration } from '@ferry/proto';
+import { FerryClient, migrationSummary, workloadToProto, type MigrationSummary } from '@ferry/client';
+import { HostAgentClient, WorkloadKind, type Migration } from '@ferry/proto';
 import { call } from '@ferry/runtime';
 import type { Variant } from './variants';
 
 export const BENCH_WORKLOADS = ['kv', 'web', 'db', 'compile', 'memtest', 'idle'] as const;
 export type BenchWorkload = (typeof BENCH_WORKLOADS)[number];
 
-const KIND: Record<BenchWorkload, WorkloadKind> = {
-  kv: WorkloadKind.WORKLOAD_KIND_KV,
-  web: WorkloadKind.WORKLOAD_KIND_WEB,
-  db: WorkloadKind.WORKLOAD_KIND_DB,
-  compile: WorkloadKind.WORKLOAD_KIND_COMPILE,
-  memtest: WorkloadKind.WORKLOAD_KIND_MEMTEST,
-  idle: WorkloadKind.WORKLOAD_KIND_IDLE,
-};
 
 export interface BenchGuest {
   memoryBytes: number;
@@ -77,16 +69,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchRun[]> {
             await ferry.createDomain(opts.source, {
               name,
               memoryBytes: opts.guest.memoryBytes,
-              workload: {
-                kind: KIND[workload],
-                seed,
-                freeFraction: opts.guest.freeFraction,
-                writeRate: opts.guest.writeRate,
-                hotSetFraction: opts.guest.hotSetFraction,
-                zipfS: opts.guest.zipfS,
-                phaseSeconds: opts.guest.phaseSeconds,
-                pattern: opts.guest.pattern === 'sequential' ? WritePattern.WRITE_PATTERN_SEQUENTIAL : opts.guest.pattern === 'random' ? WritePattern.WRITE_PATTERN_RANDOM : WritePattern.WRITE_PATTERN_UNSPECIFIED,
-              },
+              workload: workloadToProto({ kind: workload, seed, ...opts.guest }),
             });
             await new Promise((r) => setTimeout(r, opts.warmupSeconds * 1000));
             const started = await ferry.startMigration({

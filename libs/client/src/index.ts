@@ -2,3 +2,4 @@
 export * from './ferry-client';
 export * from './errors';
 export * from './summary';
+export * from './workload';

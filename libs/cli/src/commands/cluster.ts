@@ -1,10 +1,11 @@
 // `ferry hosts`, `ferry domains`, `ferry domain create`.
 
-import { DomainState, WorkloadKind, WritePattern, type Domain } from '@ferry/proto';
+import { DomainState, type Domain } from '@ferry/proto';
+import { workloadToProto } from '@ferry/client';
 import { formatBytes, parseBytes } from '@ferry/runtime';
 import { num, parse, UsageError } from '../args';
 import { connect, COORDINATOR_FLAGS } from '../coordinator';
-import { workloadKind } from './emu';
+import { WORKLOAD_FLAGS, workloadFromFlags } from '../workload-flags';
 import type { Command } from './command';
 
 const PAGE = 4096;
@@ -92,14 +93,6 @@ export const domains: Command = {
   },
 };
 
-const KINDS: Record<string, WorkloadKind> = {
-  kv: WorkloadKind.WORKLOAD_KIND_KV,
-  web: WorkloadKind.WORKLOAD_KIND_WEB,
-  db: WorkloadKind.WORKLOAD_KIND_DB,
-  compile: WorkloadKind.WORKLOAD_KIND_COMPILE,
-  memtest: WorkloadKind.WORKLOAD_KIND_MEMTEST,
-  idle: WorkloadKind.WORKLOAD_KIND_IDLE,
-};
 
 export const domainCreate: Command = {
   name: 'domain create',
@@ -112,39 +105,22 @@ data), --zipf S, --phase-seconds S (the hot set moves), --pattern sequential|ran
   async run(argv) {
     const { values } = parse(argv, {
       ...COORDINATOR_FLAGS,
+      ...WORKLOAD_FLAGS,
       host: { type: 'string' },
       name: { type: 'string' },
-      workload: { type: 'string' },
       memory: { type: 'string' },
-      free: { type: 'string' },
-      seed: { type: 'string' },
       vcpus: { type: 'string' },
-      'write-rate': { type: 'string' },
-      'hot-set': { type: 'string' },
-      zipf: { type: 'string' },
-      'phase-seconds': { type: 'string' },
-      pattern: { type: 'string' },
       json: { type: 'boolean' },
     });
     if (!values.host || !values.name) throw new UsageError('--host and --name are required');
-    const pattern = values.pattern;
-    if (pattern !== undefined && pattern !== 'sequential' && pattern !== 'random') throw new UsageError('--pattern is sequential or random');
+    const workload = workloadToProto(workloadFromFlags(values));
     const ferry = connect(values);
     try {
       const d = await ferry.createDomain(values.host, {
         name: values.name,
         memoryBytes: parseBytes(values.memory ?? '256MiB'),
         vcpus: num(values.vcpus, 'vcpus', 1),
-        workload: {
-          kind: KINDS[workloadKind(values.workload)],
-          seed: num(values.seed, 'seed', 1),
-          freeFraction: num(values.free, 'free', 0.5),
-          writeRate: num(values['write-rate'], 'write-rate', 0),
-          hotSetFraction: num(values['hot-set'], 'hot-set', 0),
-          zipfS: num(values.zipf, 'zipf', 0),
-          phaseSeconds: num(values['phase-seconds'], 'phase-seconds', 0),
-          pattern: pattern === 'sequential' ? WritePattern.WRITE_PATTERN_SEQUENTIAL : pattern === 'random' ? WritePattern.WRITE_PATTERN_RANDOM : WritePattern.WRITE_PATTERN_UNSPECIFIED,
-        },
+        workload,
       });
       const j = domainJson(d);
       if (values.json) console.log(JSON.stringify(j));

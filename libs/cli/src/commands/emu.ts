@@ -3,16 +3,8 @@
 import { parse, num, UsageError } from '../args';
 import type { Command } from './command';
 import { parseBytes } from '@ferry/runtime';
-import type { WorkloadSpec } from '@ferry/hypervisor';
 import { runEmuHostMain, runProbe } from '@ferry/emu-host';
-
-const WORKLOADS = ['kv', 'web', 'db', 'compile', 'memtest', 'idle'] as const;
-
-export function workloadKind(value: string | undefined, fallback: WorkloadSpec['kind'] = 'kv'): WorkloadSpec['kind'] {
-  const kind = value ?? fallback;
-  if (!(WORKLOADS as readonly string[]).includes(kind)) throw new UsageError(`unknown workload "${kind}" (one of ${WORKLOADS.join(', ')})`);
-  return kind as WorkloadSpec['kind'];
-}
+import { WORKLOAD_FLAGS, workloadFromFlags } from '../workload-flags';
 
 export const emuHost: Command = {
   name: 'emu host',
@@ -37,32 +29,9 @@ populated and free pages, the dirty rate, unique dirty pages, the balloon result
 own counters. Workload knobs: --write-rate N, --hot-set F, --zipf S, --phase-seconds S,
 --pattern sequential|random (memtest).`,
   async run(argv) {
-    const { values } = parse(argv, {
-      workload: { type: 'string' },
-      memory: { type: 'string' },
-      free: { type: 'string' },
-      seconds: { type: 'string' },
-      seed: { type: 'string' },
-      'write-rate': { type: 'string' },
-      'hot-set': { type: 'string' },
-      zipf: { type: 'string' },
-      'phase-seconds': { type: 'string' },
-      pattern: { type: 'string' },
-      json: { type: 'boolean' },
-    });
-    const pattern = values.pattern;
-    if (pattern !== undefined && pattern !== 'sequential' && pattern !== 'random') throw new UsageError('--pattern is sequential or random');
+    const { values } = parse(argv, { ...WORKLOAD_FLAGS, memory: { type: 'string' }, seconds: { type: 'string' }, json: { type: 'boolean' } });
     const result = await runProbe({
-      workload: {
-        kind: workloadKind(values.workload),
-        seed: num(values.seed, 'seed', 1),
-        freeFraction: num(values.free, 'free', 0.5),
-        writeRate: num(values['write-rate'], 'write-rate', 0),
-        hotSetFraction: num(values['hot-set'], 'hot-set', 0),
-        zipfS: num(values.zipf, 'zipf', 0),
-        phaseSeconds: num(values['phase-seconds'], 'phase-seconds', 0),
-        ...(pattern ? { pattern } : {}),
-      },
+      workload: workloadFromFlags(values),
       memoryBytes: parseBytes(values.memory ?? '128MiB'),
       seconds: num(values.seconds, 'seconds', 5),
     });

@@ -5,7 +5,7 @@ import { recordTrace } from '@ferry/emu-host';
 import type { RecordedTraceFile } from '@ferry/sim';
 import { parseBytes } from '@ferry/runtime';
 import { num, parse, UsageError } from '../args';
-import { workloadKind } from './emu';
+import { WORKLOAD_FLAGS, workloadFromFlags } from '../workload-flags';
 import type { Command } from './command';
 
 export const traceRecord: Command = {
@@ -14,35 +14,23 @@ export const traceRecord: Command = {
   summary: 'record a guest\'s dirty pages (one CLEAN per interval) for the simulator',
   async run(argv) {
     const { values } = parse(argv, {
+      ...WORKLOAD_FLAGS,
       out: { type: 'string' },
-      workload: { type: 'string' },
       memory: { type: 'string' },
-      free: { type: 'string' },
       seconds: { type: 'string' },
       'interval-ms': { type: 'string' },
-      seed: { type: 'string' },
-      'write-rate': { type: 'string' },
-      'hot-set': { type: 'string' },
-      zipf: { type: 'string' },
     });
     if (!values.out) throw new UsageError('--out FILE is required');
-    const kind = workloadKind(values.workload);
+    const workload = workloadFromFlags(values);
     const t = await recordTrace({
-      workload: {
-        kind,
-        seed: num(values.seed, 'seed', 1),
-        freeFraction: num(values.free, 'free', 0.5),
-        writeRate: num(values['write-rate'], 'write-rate', 0),
-        hotSetFraction: num(values['hot-set'], 'hot-set', 0),
-        zipfS: num(values.zipf, 'zipf', 0),
-      },
+      workload,
       memoryBytes: parseBytes(values.memory ?? '256MiB'),
       seconds: num(values.seconds, 'seconds', 20),
       intervalMs: num(values['interval-ms'], 'interval-ms', 50),
     });
     const file: RecordedTraceFile = {
       format: 'ferry-dirty-trace/v1',
-      workload: kind,
+      workload: workload.kind,
       pages: t.pages,
       p2m: Buffer.from(t.p2m).toString('base64'),
       freePages: t.freePages,
