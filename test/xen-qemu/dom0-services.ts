@@ -31,6 +31,8 @@ export interface Dom0ServicesOptions {
 }
 
 const NODE = '/host/usr/bin/node';
+/** Where a target's host-agent tees the stream it gives xl migrate-receive (dom0's path; the host's <dir>/ferry outside). */
+export const XL_STREAM_CAPTURE = '/work/ferry/xl-stream-received.bin';
 
 export async function startDom0Services(opts: Dom0ServicesOptions): Promise<void> {
   const { host, ports } = opts;
@@ -56,6 +58,10 @@ export async function startDom0Services(opts: Dom0ServicesOptions): Promise<void
     },
     'host-agent': {
       FERRY_LISTEN: `0.0.0.0:${ports.hostAgent}`,
+      // A Xen target: the stream handed to xl migrate-receive, for Xen's verifier, and xl's own log.
+      FERRY_XL_STREAM_CAPTURE: XL_STREAM_CAPTURE,
+      FERRY_XL_RECEIVE_LOG: '/work/ferry/xl-migrate-receive.log',
+      FERRY_XL_VERBOSE: '1',
       FERRY_MEMORY_TRACKER: local(ports.memoryTracker),
       FERRY_BALLOON_MANAGER: local(ports.balloonManager),
       FERRY_PAGE_STREAMER: local(ports.pageStreamer),

@@ -2,32 +2,40 @@
 // on the outer machine; each nested dom0 runs the four per-host services with the native driver
 // (dom0-services.ts). The page data the source's page-streamer sends to the target's passes through
 // a counting relay on the outer machine, as the xl half's stream does, so both count the same way.
-// Whatever piece is missing (native driver, a Xen-stream receiving path) makes this half fail with
-// that piece named, from the service's or the coordinator's own words.
+// On the target, Xen's stock receiver (xl migrate-receive, run by the host-agent's driver) restores
+// the domain from Xen's stream, which the target's page-streamer builds from what it receives; the
+// host-agent tees that stream into the host's work share, and Xen's verifier judges it.
+// A failure names the missing piece from the service's or the coordinator's own words.
 
-import { mkdirSync, openSync, readSync, closeSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, openSync, readSync, closeSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { FerryClient, migrationSummary, type PolicyName } from '@ferry/client';
 import { spawnProcess, startNatsServer, stopProcess, type SpawnedProcess } from '@ferry/lab';
 import { MigrationOutcome, migrationPhaseToJSON } from '@ferry/proto';
 import { CountingRelay } from './counting-relay';
-import { lastWords, startDom0Services, stopDom0Services, waitDom0ServicesReady } from './dom0-services';
+
+import { lastWords, startDom0Services, stopDom0Services, waitDom0ServicesReady, XL_STREAM_CAPTURE } from './dom0-services';
 import { judgeMigration, parseGuestConsole } from './guest-console';
 import { buildServiceBundles } from './service-bundles';
 import type { HalfResult } from './half-result';
 import { verifyStream } from './stream-verifier';
-import { consoleMark, GUEST_NAME, guestCheck, guestConsoleText, guestCrashNote, type LabHost, type XenLab } from './xen-lab';
+import { consoleMark, crashedAfter, GUEST_NAME, guestCheck, guestConsoleText, guestCrashNote, type LabHost, type XenLab } from './xen-lab';
 
 const SERVICES_READY_MS = 300_000;
 const XL_MAGIC = Buffer.from('Xen saved domain, xl format\n', 'latin1');
 
 export async function migrateWithFerry(lab: XenLab, from: LabHost, to: LabHost, log: (line: string) => void): Promise<HalfResult> {
-  const dir = join(lab.settings.runDir, 'ferry');
+  // A folder per attempt: a retry must not find the previous attempt's logs (spawnProcess would
+  // take the old coordinator's "ready" line, and its address, for the new one's).
+  let dir = join(lab.settings.runDir, 'ferry');
+  for (let n = 2; existsSync(dir); n++) dir = join(lab.settings.runDir, `ferry-${n}`);
   mkdirSync(dir, { recursive: true });
   const policy = (process.env.FERRY_XEN_POLICY ?? 'layered') as PolicyName;
   const processes: SpawnedProcess[] = [];
   const relays: CountingRelay[] = [];
   let client: FerryClient | undefined;
+  // Console positions when this attempt began (the guest runs on `from` and has reported ready).
+  const guestMark = consoleMark(from.host);
   try {
     const nats = await startNatsServer(join(dir, 'nats'), join(dir, 'nats.log'), false);
     processes.push(nats.process);
@@ -58,10 +66,14 @@ export async function migrateWithFerry(lab: XenLab, from: LabHost, to: LabHost, 
     const hosts = await client.listHosts();
     log(`registered hosts: ${hosts.map((h) => h.host?.name ?? '?').join(', ')}`);
 
-    const startMark = consoleMark(from.host);
+    // The emulator may crash the idle guest while the services start: that is a lost attempt too.
+    const earlyCrash = guestCrashNote(from.host, guestMark);
+    if (earlyCrash) throw new Error(`the guest did not survive until the move${earlyCrash}`);
+    const startMark = guestMark;
     const before = await guestCheck(from.host, 120_000);
     if (!before) throw new Error(`the guest did not answer a check on ${from.host.name} before the move${guestCrashNote(from.host, startMark)}`);
     log(`ferry migrate ${GUEST_NAME}: ${from.host.name} -> ${to.host.name} (policy ${policy})`);
+    const targetMark = consoleMark(to.host);
     const t0 = Date.now();
     const started = await client.startMigration({ domainName: GUEST_NAME, sourceHost: from.host.name, targetHost: to.host.name, policy });
     const id = started.migration?.id;
@@ -82,9 +94,12 @@ export async function migrateWithFerry(lab: XenLab, from: LabHost, to: LabHost, 
     const counts = await Promise.all(relays.map((r) => r.close()));
     const badLines = [from, to].flatMap((h) => parseGuestConsole(guestConsoleText(h.host)).bad);
     const verdict = judgeMigration(before, after, badLines, to.clockOffsetMs - from.clockOffsetMs);
-    const stream = startsWith(dataCapture, XL_MAGIC)
-      ? verifyStream(lab.debian, dataCapture, 'xl')
-      : { verified: false, summary: "the target received Ferry's own page-data protocol, not one of Xen's streams: there is nothing for verify-stream-v2 to judge" };
+    // The relay carries Ferry's own page-data protocol; what Xen's receiver got is the stream the
+    // target's host-agent handed to xl migrate-receive (teed into the host's work share).
+    const xlStream = join(to.host.opts.dir, 'ferry', basename(XL_STREAM_CAPTURE));
+    const stream = startsWith(xlStream, XL_MAGIC)
+      ? verifyStream(lab.debian, xlStream, 'xl')
+      : { verified: false, summary: `the target handed no xl stream to xl migrate-receive (${xlStream} is missing or not an xl stream)` };
     return {
       ok: verdict.guestContinues && verdict.checksumsOk && sourceGone && targetState.code === 0 && stream.verified,
       from: from.host.name,
@@ -103,7 +118,7 @@ export async function migrateWithFerry(lab: XenLab, from: LabHost, to: LabHost, 
       guest_clock_gap_ms: verdict.guestClockGapMs,
       host_clock_skew_ms: Math.round((to.clockOffsetMs - from.clockOffsetMs) * 10) / 10,
       tick_ms: lab.settings.guestSleepUs / 1000,
-      reasons: [...verdict.reasons, ...(sourceGone ? [] : ['the source domain still exists']), ...(stream.verified ? [] : [stream.summary])],
+      reasons: [...verdict.reasons, ...crashedAfter(after, to.host, targetMark), ...(sourceGone ? [] : ['the source domain still exists']), ...(stream.verified ? [] : [stream.summary])],
       coordinator: summary,
     };
   } catch (err) {

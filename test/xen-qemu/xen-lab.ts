@@ -227,3 +227,14 @@ export async function waitForConsole(
     await new Promise((r) => setTimeout(r, 500));
   }
 }
+
+/**
+ * A reason naming a crash of the guest on `host` after the move, when it did not answer a check
+ * there (empty otherwise): so that a domU the emulator crashed on the target is a lost attempt
+ * (run.ts retries it), with the crash in the record.
+ */
+export function crashedAfter(after: GuestCheck | undefined, host: NestedXenHost, since: ConsoleMark): string[] {
+  if (after) return [];
+  const note = guestCrashNote(host, since);
+  return note ? [`no check from the guest on ${host.name} after the move${note}`] : [];
+}

@@ -13,7 +13,7 @@ import { judgeMigration, parseGuestConsole } from './guest-console';
 import type { HalfResult } from './half-result';
 import { streamPasses } from './stream-passes';
 import { verifyStream } from './stream-verifier';
-import { GUEST_NAME, consoleMark, guestCheck, guestConsoleText, guestCrashNote, type ConsoleMark, XL_RECEIVE_PORT, type LabHost, type XenLab } from './xen-lab';
+import { GUEST_NAME, consoleMark, crashedAfter, guestCheck, guestConsoleText, guestCrashNote, type ConsoleMark, XL_RECEIVE_PORT, type LabHost, type XenLab } from './xen-lab';
 
 export async function migrateWithXl(lab: XenLab, from: LabHost, to: LabHost, log: (line: string) => void): Promise<HalfResult> {
   const capture = join(lab.settings.runDir, 'xl-stream.bin');
@@ -27,6 +27,7 @@ export async function migrateWithXl(lab: XenLab, from: LabHost, to: LabHost, log
         `i=0; while ! netstat -ltn | grep -q ':${XL_RECEIVE_PORT} '; do i=$((i + 1)); [ $i -gt 100 ] && exit 1; usleep 100000; done`,
     );
     log(`xl migrate ${GUEST_NAME}: ${from.host.name} -> ${to.host.name} through relay :${relay.port}`);
+    const targetMark = consoleMark(to.host);
     const t0 = Date.now();
     const mark = consoleMark(from.host);
     const sent = await untilGuestCrashes(
@@ -70,7 +71,7 @@ export async function migrateWithXl(lab: XenLab, from: LabHost, to: LabHost, log
       guest_clock_gap_ms: verdict.guestClockGapMs,
       host_clock_skew_ms: Math.round((to.clockOffsetMs - from.clockOffsetMs) * 10) / 10,
       tick_ms: lab.settings.guestSleepUs / 1000,
-      reasons: [...verdict.reasons, ...(sourceGone ? [] : ['the source domain still exists']), ...(stream.verified ? [] : [`verify-stream-v2: ${stream.summary}`])],
+      reasons: [...verdict.reasons, ...crashedAfter(after, to.host, targetMark), ...(sourceGone ? [] : ['the source domain still exists']), ...(stream.verified ? [] : [`verify-stream-v2: ${stream.summary}`])],
     };
   } finally {
     await relay.close().catch(() => {});

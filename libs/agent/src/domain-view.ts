@@ -54,5 +54,7 @@ export async function describeDomain(
     serviceAddress: serviceAddress ?? '',
     host: context.host,
     migrationId: context.migrationId ?? '',
+    memoryPages: BigInt(info.memoryPages ?? info.maxPages),
+    xlConfig: '',
   };
 }

@@ -257,15 +257,33 @@ export class HostAgent {
     switch (req.role) {
       case MigrationRole.MIGRATION_ROLE_SOURCE: {
         const featureSuspend = namesake ? await this.driver.xenstoreRead(xsPaths.featureSuspend(namesake.domid)).catch(() => null) : null;
+        const suspendProblem =
+          namesake && this.driver.suspendProblem
+            ? await this.driver.suspendProblem(namesake.domid).catch((err: unknown) => `its suspend method cannot be read: ${(err as Error).message}`)
+            : undefined;
         const reasons = sourceReasons({
           host: host.name,
           migrationId: req.migrationId,
           domainName: req.domainName,
           domain: namesake,
           featureSuspend,
+          suspendProblem,
           holder,
         });
-        return { reasons, host, domain: namesake ? await this.view(namesake) : undefined };
+        if (!namesake) return { reasons, host, domain: undefined };
+        const domain = await this.view(namesake);
+        // What the target's stock receiver creates the domain from (Xen): only the source's answer carries it.
+        if (this.driver.toolstackConfig && reasons.length === 0) {
+          domain.xlConfig = await this.driver.toolstackConfig(namesake.domid).then(
+            (config) => config ?? '',
+            (err: unknown) => {
+              // The target then synthesises a config from the domain's figures.
+              this.logger.warn({ domid: namesake.domid, err: (err as Error).message }, "the domain's toolstack config cannot be read");
+              return '';
+            },
+          );
+        }
+        return { reasons, host, domain };
       }
       case MigrationRole.MIGRATION_ROLE_TARGET: {
         const reasons = targetReasons({
@@ -292,9 +310,12 @@ export class HostAgent {
       throw invalidArgument('INVALID_MEMORY', `max_pages must be a positive number of pages, got ${req.maxPages}`);
     }
     const maxPages = Number(req.maxPages);
+    // The capacity check counts the memory the domain may use, not its p2m size (Xen: far larger).
+    const memoryPages = req.memoryPages > 0n && req.memoryPages < req.maxPages ? Number(req.memoryPages) : maxPages;
     if (req.uuid !== '' && !isUuid(req.uuid)) throw invalidArgument('INVALID_UUID', `uuid ${JSON.stringify(req.uuid)} is not a UUID`);
 
-    const existing = await this.findByName(name);
+    // On Xen the stock receiver names the domain "<name>--incoming" until the migration commits.
+    const existing = (await this.findByName(name)) ?? (this.driver.kind === 'xen' ? await this.findByName(`${name}--incoming`) : undefined);
     if (existing) {
       const holder = this.fences.holder(existing.domid);
       if (holder?.migrationId !== fence.migrationId) {
@@ -305,16 +326,24 @@ export class HostAgent {
       return { domain: await this.view(existing) };
     }
     const host = await this.driver.hostInfo();
-    if (maxPages > host.totalPages) {
+    if (memoryPages > host.totalPages) {
       throw new FerryError(
         status.RESOURCE_EXHAUSTED,
         'INSUFFICIENT_MEMORY',
-        `a domain of ${maxPages} pages does not fit host ${this.hostName} (${host.totalPages} pages)`,
+        `a domain of ${memoryPages} pages does not fit host ${this.hostName} (${host.totalPages} pages)`,
       );
     }
-    const domid = await this.driver.createRestoreDomain({ name, maxPages, vcpus });
+    const domid = await this.driver.createRestoreDomain({
+      name,
+      maxPages,
+      vcpus,
+      ...(req.xlConfig !== '' ? { xlConfig: req.xlConfig } : {}),
+      ...(memoryPages !== maxPages ? { memoryPages } : {}),
+      ...(req.uuid !== '' ? { uuid: req.uuid.toLowerCase() } : {}),
+    });
     this.fences.admit(domid, fence, 'CreateRestoreDomain');
-    if (req.uuid !== '') await this.driver.xenstoreWrite(vmPath(domid), `/vm/${req.uuid.toLowerCase()}`);
+    // libxl records the vm entry itself for a domain the xl receiver creates.
+    if (req.uuid !== '' && this.driver.kind !== 'xen') await this.driver.xenstoreWrite(vmPath(domid), `/vm/${req.uuid.toLowerCase()}`);
     this.logger.info({ domid, name, maxPages, migrationId: fence.migrationId }, 'restore domain created');
     return { domain: await this.view(await this.info(domid)) };
   }

@@ -4,4 +4,4 @@ export { FenceTable, checkFence, requireFence, type FenceBinding, type FenceLike
 export { describeDomain, isUuid, vmPath } from './domain-view';
 export { toDriverDomainSpec, checkDomainName, checkVcpus, memoryPages, DOMAIN_NAME, MAX_VCPUS } from './domain-spec';
 export { FERRY_VERSION, describeHost, toHostDriver, toHostRecord, type HostIdentity } from './host-identity';
-export { sourceReasons, targetReasons, ferryVersionsCompatible, type SourceFacts, type TargetFacts } from './preflight';
+export { sourceReasons, targetReasons, suspendableProblem, ferryVersionsCompatible, type SourceFacts, type TargetFacts } from './preflight';

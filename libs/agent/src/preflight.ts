@@ -17,6 +17,12 @@ export interface SourceFacts {
   domain: DomainInfo | undefined;
   /** Its control/feature-suspend key (null when absent). */
   featureSuspend: string | null;
+  /**
+   * The driver's own word on whether the domain can be suspended (HypervisorDriver.suspendProblem):
+   * null = it can, a string = why not, undefined = the driver has none, so the guest must
+   * advertise control/feature-suspend (the emulated host's handshake).
+   */
+  suspendProblem?: string | null;
   /** The migration holding the domain, if any. */
   holder: FenceBinding | undefined;
 }
@@ -64,16 +70,25 @@ export function sourceReasons(f: SourceFacts): PreflightReason[] {
       `domain ${d.name} (domid ${d.domid}) is a PV guest; the xen driver migrates PVH and HVM guests only (PV needs page-table normalisation)`,
     );
   }
-  if (f.featureSuspend !== '1') {
-    add(
-      PreflightCode.PREFLIGHT_CODE_DOMAIN_NOT_SUSPENDABLE,
-      `domain ${d.name} (domid ${d.domid}) does not advertise control/feature-suspend; it cannot take part in the suspend handshake`,
-    );
-  }
+  const notSuspendable = suspendableProblem(f);
+  if (notSuspendable) add(PreflightCode.PREFLIGHT_CODE_DOMAIN_NOT_SUSPENDABLE, `domain ${d.name} (domid ${d.domid}) ${notSuspendable}`);
   if (d.logDirty && !f.holder) {
     add(PreflightCode.PREFLIGHT_CODE_LOG_DIRTY_IN_USE, `log-dirty mode is already enabled on domain ${d.name} (domid ${d.domid}) by something else`);
   }
   return reasons;
+}
+
+/**
+ * Why the domain cannot be suspended, or null. A driver that knows how it will suspend the domain
+ * decides (the xen driver follows libxl, which never looks at feature-suspend for HVM/PVH: it
+ * writes control/shutdown when the guest has PV control, else suspends it with the shutdown
+ * hypercall; a guest restored by xl never advertises feature-suspend again, Linux writes it at
+ * boot only). Otherwise the guest must advertise control/feature-suspend.
+ */
+export function suspendableProblem(f: Pick<SourceFacts, 'featureSuspend' | 'suspendProblem'>): string | null {
+  if (f.suspendProblem !== undefined) return f.suspendProblem === null ? null : `cannot be suspended: ${f.suspendProblem}`;
+  if (f.featureSuspend !== '1') return 'does not advertise control/feature-suspend; it cannot take part in the suspend handshake';
+  return null;
 }
 
 export function targetReasons(f: TargetFacts): PreflightReason[] {

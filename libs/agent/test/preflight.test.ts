@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ferryVersionsCompatible, sourceReasons, targetReasons, type SourceFacts, type TargetFacts } from '@ferry/agent';
+import { ferryVersionsCompatible, sourceReasons, suspendableProblem, targetReasons, type SourceFacts, type TargetFacts } from '@ferry/agent';
 import type { DomainInfo } from '@ferry/hypervisor';
 import { Host, HostDriver, MigrationRole, PreflightCode } from '@ferry/proto';
 
@@ -48,6 +48,15 @@ const codes = (reasons: { code: PreflightCode }[]) => reasons.map((r) => r.code)
 describe('source pre-flight', () => {
   it('passes a running, suspendable, unheld domain', () => {
     assert.deepEqual(sourceReasons(source()), []);
+  });
+  it("follows the driver's word on suspending over control/feature-suspend (libxl's rule on Xen)", () => {
+    // A guest restored by xl never advertises feature-suspend again; the xen driver can still suspend it.
+    assert.deepEqual(sourceReasons(source({ featureSuspend: null, suspendProblem: null })), []);
+    const r = sourceReasons(source({ featureSuspend: '1', suspendProblem: 'no way to reach it' }));
+    assert.deepEqual(codes(r), [PreflightCode.PREFLIGHT_CODE_DOMAIN_NOT_SUSPENDABLE]);
+    assert.match(r[0].message, /cannot be suspended: no way to reach it/);
+    assert.equal(suspendableProblem({ featureSuspend: null }), 'does not advertise control/feature-suspend; it cannot take part in the suspend handshake');
+    assert.equal(suspendableProblem({ featureSuspend: '1' }), null);
   });
   it('names what is wrong', () => {
     assert.deepEqual(codes(sourceReasons(source({ domain: undefined }))), [PreflightCode.PREFLIGHT_CODE_DOMAIN_NOT_FOUND]);

@@ -41,6 +41,7 @@ import { newMigrationId } from './ids';
 import { MigrationJournal } from './journal';
 import { pageOf } from './migration-list';
 import { MigrationRun } from './migration-run';
+import { memoryPagesOf } from './domain-memory';
 import { validateStartRequest } from './options';
 import { cancelEffect, isEnded, outcomeName, phaseName, recoveryPlan, type CancelEffect } from './phases';
 import { failureRecord } from './rollback';
@@ -183,7 +184,7 @@ export class Coordinator {
       traceId: trace.traceId,
       traceparent: trace.traceparent,
       epoch: 1n,
-      memoryBytes: domain.maxPages * 4096n,
+      memoryBytes: memoryPagesOf(domain) * 4096n,
       createdAt: now,
       updatedAt: now,
       lastEventSequence: 1n,
@@ -249,7 +250,7 @@ export class Coordinator {
       }
     };
     const src = await ask(domain.host, MigrationRole.MIGRATION_ROLE_SOURCE, {});
-    await ask(targetHost, MigrationRole.MIGRATION_ROLE_TARGET, { requiredPages: domain.nrPages, maxPages: domain.maxPages, source: src?.host });
+    await ask(targetHost, MigrationRole.MIGRATION_ROLE_TARGET, { requiredPages: domain.nrPages, maxPages: memoryPagesOf(domain), source: src?.host });
     return reasons;
   }
 

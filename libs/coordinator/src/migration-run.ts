@@ -21,6 +21,7 @@ import {
   type PreflightReason,
 } from '@ferry/proto';
 import { MigrationRecordConflict } from '@ferry/cluster';
+import { memoryPagesOf } from './domain-memory';
 import { CoordinatorStopping, MigrationCancelled, MigrationFailure, describeError, grpcStatus } from './failures';
 import { unaryCall } from './grpc-unary';
 import { recoveryPlan } from './phases';
@@ -149,7 +150,7 @@ export class MigrationRun {
       migrationId: m.id,
       domainName: m.domainName,
       requiredPages: domain?.nrPages ?? 0n,
-      maxPages: domain?.maxPages ?? 0n,
+      maxPages: domain ? memoryPagesOf(domain) : 0n,
       source: source?.host,
     });
     if (reasons.length > 0 || !domain) {
@@ -159,7 +160,7 @@ export class MigrationRun {
     await journal.write({
       change: (r) => {
         r.sourceDomid = domain.domid;
-        r.memoryBytes = domain.maxPages * 4096n;
+        r.memoryBytes = memoryPagesOf(domain) * 4096n;
       },
     });
     return domain;
@@ -209,7 +210,7 @@ export class MigrationRun {
     const deadline = { deadlineMs: timing.callDeadlineMs };
     const failure = FailureCode.FAILURE_CODE_TARGET_PREPARATION_FAILED;
     const created = await this.steps.call('CreateRestoreDomain', m.targetHost, { failure }, (h) =>
-      unaryCall(h.agent.createRestoreDomain, h.agent, { fence, name: m.domainName, maxPages: domain.maxPages, vcpus: domain.vcpus, uuid: domain.uuid }, deadline),
+      unaryCall(h.agent.createRestoreDomain, h.agent, { fence, name: m.domainName, maxPages: domain.maxPages, vcpus: domain.vcpus, uuid: domain.uuid, xlConfig: domain.xlConfig, memoryPages: domain.memoryPages }, deadline),
     );
     const targetDomid = created.domain?.domid ?? 0;
     if (!targetDomid) throw new MigrationFailure(failure, `CreateRestoreDomain on ${m.targetHost} returned no domain`, m.targetHost);

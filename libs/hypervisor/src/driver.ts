@@ -28,6 +28,11 @@ export interface DomainInfo {
   nrPages: number;
   /** Size of the p2m: the highest pfn + 1 the domain may ever populate (static-max). */
   maxPages: number;
+  /**
+   * Pages the domain may use (Xen's maxmem), for memory checks; absent = maxPages. On Xen an
+   * HVM/PVH guest's p2m reaches its special pages near 4 GiB, far above the memory it may use.
+   */
+  memoryPages?: number;
   vcpus: number;
   /** True while log-dirty mode is enabled. */
   logDirty: boolean;
@@ -77,6 +82,15 @@ export interface RestoreDomainSpec {
   name: string;
   maxPages: number;
   vcpus: number;
+  /**
+   * The xen driver: the source domain's libxl JSON config, from which Xen's stock receiver
+   * creates the domain (absent = synthesised from name, memory and vCPUs).
+   */
+  xlConfig?: string;
+  /** Pages the domain may use (memoryPages of the source); absent = maxPages. */
+  memoryPages?: number;
+  /** The source domain's UUID, for a synthesised config. */
+  uuid?: string;
 }
 
 export interface LogDirtyStats {
@@ -164,6 +178,18 @@ export interface HypervisorDriver {
   mapForeignPages(domid: number, pfns: readonly number[]): Promise<ForeignPages>;
   /** Populate (where not yet populated) and write up to MAX_BATCH_PAGES pages of a paused domain. */
   writePages(domid: number, pfns: readonly number[], data: Uint8Array): Promise<void>;
+
+  /**
+   * The domain's toolstack config as the stock receiver of this hypervisor takes it (the xen
+   * driver: libxl's JSON, as `xl migrate` sends it); null where there is none (emulated).
+   */
+  toolstackConfig?(domid: number): Promise<string | null>;
+
+  /**
+   * Whether suspend() can reach this domain, and how: null when it can, else why not. Drivers
+   * without it require the guest to advertise control/feature-suspend (the emulated handshake).
+   */
+  suspendProblem?(domid: number): Promise<string | null>;
 
   /** Opaque vCPU/device state of a paused or suspended domain, and its restore. */
   getVcpuContext(domid: number): Promise<Uint8Array>;

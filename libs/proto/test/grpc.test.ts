@@ -33,6 +33,8 @@ const DOMAINS: Domain[] = [
     logDirty: false,
     serviceAddress: '127.0.0.1:7000',
     host: 'host-a',
+    memoryPages: 0n,
+    xlConfig: '',
     migrationId: '',
   },
 ];

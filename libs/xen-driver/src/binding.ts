@@ -61,6 +61,8 @@ export interface NativeXenInterface {
   nrGpfns(domid: number): Promise<number>;
   pause(domid: number): Promise<void>;
   unpause(domid: number): Promise<void>;
+  /** xc_domain_shutdown(SHUTDOWN_suspend): libxl's suspend of an HVM guest without PV control. */
+  shutdownSuspend(domid: number): Promise<void>;
   destroy(domid: number): Promise<void>;
   resume(domid: number, fast: boolean): Promise<void>;
   /** op: ShadowOp.ENABLE_LOGDIRTY or ShadowOp.OFF. */
@@ -114,6 +116,7 @@ export const NATIVE_METHODS: readonly (keyof NativeXenInterface)[] = [
   'nrGpfns',
   'pause',
   'unpause',
+  'shutdownSuspend',
   'destroy',
   'resume',
   'shadowControl',

@@ -72,6 +72,8 @@ export function toDomainInfo(record: RawDomainRecord, extras: DomainExtras): Dom
     shutdownReason: shutdownReason(record.flags),
     nrPages: record.totPages,
     maxPages: extras.p2mSize,
+    // Xen's maxmem (libxl sets it to max_memkb plus a small slack): what the domain may use.
+    memoryPages: Math.min(record.maxPages, extras.p2mSize) || record.maxPages,
     vcpus: vcpuCount(record.maxVcpuId),
     logDirty: extras.logDirty,
     guestType: guestType(record),

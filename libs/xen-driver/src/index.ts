@@ -46,3 +46,8 @@ export {
   X86_EMU_LAPIC,
   XENCTRL_HEADER,
 } from './xen-constants';
+export { configFromXlList, synthesiseConfig } from './xl-config';
+export { XL_PERMISSION_TO_GO, XL_RECEIVER_BANNER, XL_RECEIVER_READY, XL_REPORT, XlAckParser, type XlAckEvent } from './xl-handshake';
+export { DEFAULT_XL_RECEIVE_DIR, metaPath, readXlReceiveMeta, socketPath, xlReceiveDir, type XlReceiveMeta } from './xl-rendezvous';
+export { XlReceiver, type XlReceiverOptions } from './xl-receiver';
+export { XlRestoreFeed, finalStateOf } from './xl-restore-feed';

@@ -4,9 +4,11 @@
 //
 // Scope (issue 6): PVH and HVM domUs. PV domUs are listed (guestType 'pv') so that pre-flight can
 // refuse them, and their vCPU state is refused here: migrating PV needs page-table normalisation.
-// The target side of a migration to a Xen host is Xen's own receiver (xl migrate-receive fed with
-// Xen's stream), so createRestoreDomain refuses; writePages and setVcpuContext work on any paused
-// domain, as far as libxenctrl allows.
+// The target side of a migration to a Xen host is Xen's own receiver: createRestoreDomain runs
+// `xl migrate-receive` (xl-receiver.ts) and returns the domain it created, unpause gives it the
+// permission to go, destroy rolls it back. On a domain that receiver restores, writePages and
+// setVcpuContext write Xen's stream into it (xl-restore-feed.ts); on any other paused domain they
+// write through libxenctrl directly.
 
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -36,6 +38,13 @@ import { markPopulated, pageHasData, pfnBitmapFromXen } from './pfn-bitmaps';
 import { packVcpuContext, unpackVcpuContext } from './vcpu-context-blob';
 import { WatchRegistry } from './watch-registry';
 import { PRIVCMD_PATH, PageType, RESTORE_HVM_PARAMS, ShadowOp } from './xen-constants';
+import { configFromXlList, synthesiseConfig } from './xl-config';
+import { XlReceiver } from './xl-receiver';
+import { readXlReceiveMeta, xlReceiveDir } from './xl-rendezvous';
+import { XlRestoreFeed } from './xl-restore-feed';
+
+/** HVM_PARAM_CALLBACK_IRQ: set once the guest has PV control (libxl__domain_pvcontrol_available). */
+const HVM_PARAM_CALLBACK_IRQ = 0;
 
 /** pfns per page-type query while building the p2m bitmap (64 hypercalls of 1024 frames). */
 const P2M_SCAN_CHUNK = 64 * 1024;
@@ -50,6 +59,10 @@ export interface XenDriverOptions {
   hostName?: string;
   /** The xl binary used to destroy domains; null = xc_domain_destroy only. Default: found on PATH. */
   xl?: string | null;
+  /** Rendezvous folder of the xl receiver and the page-streamer (default FERRY_XL_RECEIVE_DIR or /run/ferry/xl-receive). */
+  xlReceiveDir?: string;
+  /** Tee of the stream given to xl migrate-receive (default FERRY_XL_STREAM_CAPTURE; none when unset). */
+  xlStreamCapture?: string;
 }
 
 /** Opens the hypervisor: fails with a clear message outside a dom0 or when the addon is not built. */
@@ -72,6 +85,12 @@ export class XenDriver implements HypervisorDriver {
   private readonly pool = new PageBufferPool();
   private readonly hostName: string;
   private readonly xl: string | null;
+  private readonly receiveDir: string;
+  private readonly streamCapture: string | undefined;
+  /** Host-agent side: the xl receivers this driver started, by the domid of their domain. */
+  private readonly receivers = new Map<number, XlReceiver>();
+  /** Page-streamer side: the streams into domains an xl receiver restores, by domid. */
+  private readonly feeds = new Map<number, Promise<XlRestoreFeed>>();
 
   constructor(
     private readonly native: NativeXenInterface,
@@ -80,6 +99,8 @@ export class XenDriver implements HypervisorDriver {
   ) {
     this.hostName = opts.hostName ?? hostname();
     this.xl = opts.xl === undefined ? findOnPath('xl') : opts.xl;
+    this.receiveDir = opts.xlReceiveDir ?? xlReceiveDir();
+    this.streamCapture = opts.xlStreamCapture ?? (process.env.FERRY_XL_STREAM_CAPTURE || undefined);
   }
 
   async hostInfo(): Promise<HostInfo> {
@@ -122,12 +143,45 @@ export class XenDriver implements HypervisorDriver {
     );
   }
 
+  /**
+   * Starts Xen's stock receiver for the domain and returns the id of the domain it created
+   * ("<name>--incoming", paused, empty): see xl-receiver.ts. A second call for a name whose
+   * receiver still runs returns the same domain.
+   */
   async createRestoreDomain(spec: RestoreDomainSpec): Promise<number> {
-    throw new HypervisorError(
-      'EINVAL',
-      `on a Xen host the target is restored by the stock xl receiver (xl migrate-receive fed with Xen's migration stream), ` +
-        `which creates the domain itself; the xen driver does not create an empty restore domain (asked for ${spec.name})`,
-    );
+    if (!this.xl) throw new HypervisorError('EINVAL', `xl is not installed: a Xen target restores domains with xl migrate-receive (asked for ${spec.name})`);
+    for (const [domid, r] of this.receivers) if (r.incomingName === `${spec.name}--incoming` && !r.isFailed) return domid;
+    const config = spec.xlConfig ?? synthesiseConfig({ name: spec.name, uuid: spec.uuid, vcpus: spec.vcpus, memoryPages: spec.memoryPages ?? spec.maxPages });
+    const receiver = await XlReceiver.start({
+      xl: this.xl,
+      name: spec.name,
+      config,
+      maxPages: spec.maxPages,
+      dir: this.receiveDir,
+      ...(this.streamCapture ? { capturePath: this.streamCapture } : {}),
+      ...(process.env.FERRY_XL_RECEIVE_LOG ? { xlLogPath: process.env.FERRY_XL_RECEIVE_LOG } : {}),
+      verbose: process.env.FERRY_XL_VERBOSE === '1',
+      findDomid: async (name) => (await this.listDomains()).find((d) => d.name === name)?.domid,
+    });
+    this.receivers.set(receiver.domid, receiver);
+    return receiver.domid;
+  }
+
+  /** The source domain's libxl config, as `xl migrate` would send it (xl list -l). */
+  async toolstackConfig(domid: number): Promise<string | null> {
+    if (!this.xl) return null;
+    const listing = await runXlOutput(this.xl, ['list', '-l', String(domid)]);
+    return configFromXlList(listing);
+  }
+
+  /**
+   * libxl's rule (libxl_dom_suspend.c): an HVM/PVH guest is suspended through control/shutdown
+   * when it has PV control (HVM_PARAM_CALLBACK_IRQ set), else with the shutdown hypercall; it
+   * never needs control/feature-suspend. A PV guest always goes through control/shutdown.
+   */
+  async suspendProblem(domid: number): Promise<string | null> {
+    await this.record(domid);
+    return null;
   }
 
   /**
@@ -136,6 +190,17 @@ export class XenDriver implements HypervisorDriver {
    * backends holding the domain's pages, a zombie that never disappears from the domain list.
    */
   async destroy(domid: number): Promise<void> {
+    const receiver = this.receivers.get(domid);
+    if (receiver) {
+      this.receivers.delete(domid);
+      await receiver.abort();
+      try {
+        await this.record(domid);
+      } catch (err) {
+        if (err instanceof HypervisorError && err.code === 'ESRCH') return; // xl destroyed its incoming domain
+        throw err;
+      }
+    }
     await this.record(domid);
     if (this.xl) await runXl(this.xl, ['destroy', String(domid)]);
     else await this.call(() => this.native.destroy(domid));
@@ -152,6 +217,20 @@ export class XenDriver implements HypervisorDriver {
   }
 
   async unpause(domid: number): Promise<void> {
+    const receiver = this.receivers.get(domid);
+    if (receiver) {
+      // The commit point was recorded: xl migrate-receive gets its permission to go and starts the
+      // domain. A call that timed out leaves the receiver in place, so a retry waits for the same
+      // report instead of unpausing a domain xl may still be restoring.
+      try {
+        await receiver.permitToGo();
+        this.receivers.delete(domid);
+      } catch (err) {
+        if (receiver.isFailed) this.receivers.delete(domid);
+        throw err;
+      }
+      return;
+    }
     const record = await this.record(domid);
     const state = domainState(record.flags);
     if (state === 'shutdown') throw new HypervisorError('EBUSY', `domain ${domid} has shut down; it cannot be unpaused`);
@@ -159,8 +238,25 @@ export class XenDriver implements HypervisorDriver {
     await this.call(() => this.native.unpause(domid));
   }
 
-  suspend(domid: number, opts?: { timeoutMs?: number }): Promise<void> {
-    return suspendHandshake(this, domid, opts?.timeoutMs ?? DEFAULT_SUSPEND_TIMEOUT_MS);
+  async suspend(domid: number, opts?: { timeoutMs?: number }): Promise<void> {
+    const timeoutMs = opts?.timeoutMs ?? DEFAULT_SUSPEND_TIMEOUT_MS;
+    const record = await this.record(domid);
+    if (guestType(record) !== 'pv' && domainState(record.flags) === 'running') {
+      const [callbackIrq] = await this.call(() => this.native.hvmParams(domid, Uint32Array.of(HVM_PARAM_CALLBACK_IRQ)));
+      if (callbackIrq === 0n) {
+        // No PV control: libxl suspends such a guest with the shutdown hypercall and waits for the state.
+        await this.call(() => this.native.shutdownSuspend(domid));
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+          const now = await this.record(domid);
+          if (shutdownReason(now.flags) === 'suspend') return;
+          if (domainState(now.flags) === 'shutdown') throw new HypervisorError('EBUSY', `domain ${domid} shut down (${shutdownReason(now.flags)}) instead of suspending`);
+          if (Date.now() > deadline) throw new HypervisorError('ETIMEDOUT', `domain ${domid} did not suspend within ${timeoutMs} ms of the shutdown hypercall`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    }
+    return suspendHandshake(this, domid, timeoutMs);
   }
 
   /** Cancels a suspend as libxl does: xc_domain_resume(fast=1), then tells xenstored the domain runs again. */
@@ -254,6 +350,14 @@ export class XenDriver implements HypervisorDriver {
   }
 
   async writePages(domid: number, pfns: readonly number[], data: Uint8Array): Promise<void> {
+    const feed = await this.feedFor(domid);
+    if (feed) {
+      pfnArray(pfns);
+      if (data.byteLength !== pfns.length * PAGE_SIZE) {
+        throw new HypervisorError('EINVAL', `writePages: ${pfns.length} pages need ${pfns.length * PAGE_SIZE} bytes of data, got ${data.byteLength}`);
+      }
+      return this.feedCall(domid, () => feed.writePages(pfns, data));
+    }
     const frames = pfnArray(pfns);
     if (data.byteLength !== frames.length * PAGE_SIZE) {
       throw new HypervisorError('EINVAL', `writePages: ${frames.length} pages need ${frames.length * PAGE_SIZE} bytes of data, got ${data.byteLength}`);
@@ -298,6 +402,14 @@ export class XenDriver implements HypervisorDriver {
 
   /** Applies a context in the order Xen's restore does: CPU policy, TSC, HVM params, HVM context. */
   async setVcpuContext(domid: number, context: Uint8Array): Promise<void> {
+    const feed = await this.feedFor(domid);
+    if (feed) {
+      try {
+        return await this.feedCall(domid, () => feed.finish(context));
+      } finally {
+        this.feeds.delete(domid);
+      }
+    }
     const ctx = unpackVcpuContext(context);
     const record = await this.record(domid);
     if (domainState(record.flags) !== 'paused') {
@@ -352,7 +464,40 @@ export class XenDriver implements HypervisorDriver {
   }
 
   async close(): Promise<void> {
+    for (const r of this.receivers.values()) await r.abort().catch(() => undefined);
+    this.receivers.clear();
+    for (const f of this.feeds.values()) void f.then((feed) => feed.close()).catch(() => undefined);
+    this.feeds.clear();
     this.native.close();
+  }
+
+  /** The stream into a domain that an xl receiver on this host restores; null for any other domain. */
+  private async feedFor(domid: number): Promise<XlRestoreFeed | null> {
+    const open = this.feeds.get(domid);
+    if (open) {
+      const feed = await open;
+      if (!feed.isClosed) return feed;
+      this.feeds.delete(domid);
+    }
+    const meta = readXlReceiveMeta(this.receiveDir, domid);
+    if (!meta) return null;
+    const opening = this.hostInfo().then((h) => XlRestoreFeed.open(meta, h.xenVersion));
+    this.feeds.set(domid, opening);
+    try {
+      return await opening;
+    } catch (err) {
+      this.feeds.delete(domid);
+      throw new HypervisorError('EIO', `the xl receiver of domain ${domid} cannot be reached: ${(err as Error).message}`);
+    }
+  }
+
+  private async feedCall(domid: number, fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      if (err instanceof HypervisorError) throw err;
+      throw new HypervisorError('EIO', `writing Xen's stream into domain ${domid}: ${(err as Error).message}`);
+    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -372,7 +517,10 @@ export class XenDriver implements HypervisorDriver {
       this.call(() => this.native.nrGpfns(domid)),
       this.call(() => this.native.xsRead(logDirtyMarkerPath(domid))),
     ]);
-    return toDomainInfo(record, { name, p2mSize, logDirty: markerSaysEnabled(marker, uuidOf(record)) });
+    // A domain the xl receiver restores grows its p2m as the stream populates it: it reports the
+    // source's p2m size, the bound every pfn it receives must respect.
+    const receiving = readXlReceiveMeta(this.receiveDir, domid);
+    return toDomainInfo(record, { name, p2mSize: receiving ? Math.max(p2mSize, receiving.maxPages) : p2mSize, logDirty: markerSaysEnabled(marker, uuidOf(record)) });
   }
 
   private async readDirtyBitmap(domid: number, op: number, final: boolean): Promise<DirtyBitmap> {
@@ -423,6 +571,16 @@ function findOnPath(name: string): string | null {
     if (existsSync(candidate)) return candidate;
   }
   return null;
+}
+
+function runXlOutput(xl: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(xl, args, { timeout: XL_TIMEOUT_MS, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (!err) return resolve(String(stdout));
+      const why = String(stderr).trim() || err.message;
+      reject(new HypervisorError(err.killed ? 'ETIMEDOUT' : 'EIO', `${xl} ${args.join(' ')} failed: ${why}`));
+    });
+  });
 }
 
 function runXl(xl: string, args: string[]): Promise<void> {

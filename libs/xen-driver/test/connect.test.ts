@@ -58,6 +58,8 @@ test('XenDriver has every method of the driver interface', () => {
     pause: true,
     unpause: true,
     suspend: true,
+    suspendProblem: true,
+    toolstackConfig: true,
     resumeSuspended: true,
     logDirtyEnable: true,
     logDirtyDisable: true,

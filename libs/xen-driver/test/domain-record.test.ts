@@ -84,10 +84,18 @@ describe('toDomainInfo', () => {
       shutdownReason: null,
       nrPages: 32768,
       maxPages: 0xff000,
+      memoryPages: 33024,
       vcpus: 2,
       logDirty: true,
       guestType: 'pvh',
     });
+  });
+
+  it("reports Xen's maxmem as the memory the domain may use, apart from the p2m size", () => {
+    // A 128 MiB PVH guest: a p2m up to the special pages near 4 GiB, 32 Ki pages of memory.
+    const info = toDomainInfo(record({ maxPages: 33024 }), { name: 'g', p2mSize: 1_044_480, logDirty: false });
+    assert.equal(info.maxPages, 1_044_480);
+    assert.equal(info.memoryPages, 33024);
   });
 
   it('names a domain without a xenstore name after its domid', () => {

@@ -70,6 +70,7 @@ static napi_value init(napi_env env, napi_value exports) {
       METHOD("nrGpfns", method_nr_gpfns),
       METHOD("pause", method_pause),
       METHOD("unpause", method_unpause),
+      METHOD("shutdownSuspend", method_shutdown_suspend),
       METHOD("destroy", method_destroy),
       METHOD("resume", method_resume),
       METHOD("shadowControl", method_shadow_control),

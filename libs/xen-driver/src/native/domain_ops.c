@@ -163,7 +163,7 @@ napi_value method_nr_gpfns(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------------------------------------
 // Lifecycle
 
-typedef enum { LIFECYCLE_PAUSE, LIFECYCLE_UNPAUSE, LIFECYCLE_DESTROY, LIFECYCLE_RESUME } lifecycle_kind;
+typedef enum { LIFECYCLE_PAUSE, LIFECYCLE_UNPAUSE, LIFECYCLE_DESTROY, LIFECYCLE_RESUME, LIFECYCLE_SHUTDOWN_SUSPEND } lifecycle_kind;
 
 typedef struct {
   xen_op base;
@@ -184,6 +184,11 @@ static void execute_lifecycle(xen_op *base) {
       break;
     case LIFECYCLE_DESTROY:
       if (xc_domain_destroy(xch, op->domid) != 0) op_fail(base, errno, "xc_domain_destroy(domain %u)", op->domid);
+      break;
+    case LIFECYCLE_SHUTDOWN_SUSPEND:
+      // libxl's suspend of an HVM/PVH guest without PV control (no HVM_PARAM_CALLBACK_IRQ).
+      if (xc_domain_shutdown(xch, op->domid, SHUTDOWN_suspend) != 0)
+        op_fail(base, errno, "xc_domain_shutdown(domain %u, SHUTDOWN_suspend)", op->domid);
       break;
     case LIFECYCLE_RESUME:
       // fast=1: the guest's suspend hypercall returns 1 ("cancelled") and it carries on in place.
@@ -222,4 +227,8 @@ napi_value method_destroy(napi_env env, napi_callback_info info) {
 
 napi_value method_resume(napi_env env, napi_callback_info info) {
   return queue_lifecycle(env, info, LIFECYCLE_RESUME, "xc_domain_resume");
+}
+
+napi_value method_shutdown_suspend(napi_env env, napi_callback_info info) {
+  return queue_lifecycle(env, info, LIFECYCLE_SHUTDOWN_SUSPEND, "xc_domain_shutdown");
 }

@@ -13,6 +13,7 @@ napi_value method_domain_info(napi_env env, napi_callback_info info);
 napi_value method_nr_gpfns(napi_env env, napi_callback_info info);
 napi_value method_pause(napi_env env, napi_callback_info info);
 napi_value method_unpause(napi_env env, napi_callback_info info);
+napi_value method_shutdown_suspend(napi_env env, napi_callback_info info);
 napi_value method_destroy(napi_env env, napi_callback_info info);
 napi_value method_resume(napi_env env, napi_callback_info info);
 

@@ -726,6 +726,18 @@ export interface Domain {
   host: string;
   /** The migration that currently holds this domain through a Fence, empty when none. */
   migrationId: string;
+  /**
+   * Pages the domain may use (Xen's max_memkb / maxmem in pages), for memory checks; 0 = the
+   * same as max_pages. On Xen it is far below max_pages, which reaches the special pages near
+   * 4 GiB of an HVM/PVH guest's pseudo-physical space.
+   */
+  memoryPages: bigint;
+  /**
+   * Xen hosts only, and only in CheckMigration's SOURCE answer: the domain's libxl JSON config
+   * (libxl_retrieve_domain_configuration, what `xl migrate` sends in its xl header). The target
+   * hands it to Xen's stock receiver, which creates the receiving domain from it.
+   */
+  xlConfig: string;
 }
 
 /**
@@ -1351,6 +1363,8 @@ function createBaseDomain(): Domain {
     serviceAddress: "",
     host: "",
     migrationId: "",
+    memoryPages: 0n,
+    xlConfig: "",
   };
 }
 
@@ -1397,6 +1411,15 @@ export const Domain: MessageFns<Domain> = {
     }
     if (message.migrationId !== "") {
       writer.uint32(98).string(message.migrationId);
+    }
+    if (message.memoryPages !== 0n) {
+      if (BigInt.asUintN(64, message.memoryPages) !== message.memoryPages) {
+        throw new globalThis.Error("value provided for field message.memoryPages of type uint64 too large");
+      }
+      writer.uint32(104).uint64(message.memoryPages);
+    }
+    if (message.xlConfig !== "") {
+      writer.uint32(114).string(message.xlConfig);
     }
     return writer;
   },
@@ -1510,6 +1533,22 @@ export const Domain: MessageFns<Domain> = {
             message.migrationId = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.memoryPages = reader.uint64() as bigint;
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.xlConfig = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1556,6 +1595,16 @@ export const Domain: MessageFns<Domain> = {
         : isSet(object.migration_id)
         ? globalThis.String(object.migration_id)
         : "",
+      memoryPages: isSet(object.memoryPages)
+        ? BigInt(object.memoryPages)
+        : isSet(object.memory_pages)
+        ? BigInt(object.memory_pages)
+        : 0n,
+      xlConfig: isSet(object.xlConfig)
+        ? globalThis.String(object.xlConfig)
+        : isSet(object.xl_config)
+        ? globalThis.String(object.xl_config)
+        : "",
     };
   },
 
@@ -1597,6 +1646,12 @@ export const Domain: MessageFns<Domain> = {
     if (message.migrationId !== "") {
       obj.migrationId = message.migrationId;
     }
+    if (message.memoryPages !== 0n) {
+      obj.memoryPages = message.memoryPages.toString();
+    }
+    if (message.xlConfig !== "") {
+      obj.xlConfig = message.xlConfig;
+    }
     return obj;
   },
 
@@ -1617,6 +1672,10 @@ export const Domain: MessageFns<Domain> = {
     message.serviceAddress = object.serviceAddress ?? "";
     message.host = object.host ?? "";
     message.migrationId = object.migrationId ?? "";
+    message.memoryPages = (object.memoryPages !== undefined && object.memoryPages !== null)
+      ? BigInt(object.memoryPages)
+      : 0n;
+    message.xlConfig = object.xlConfig ?? "";
     return message;
   },
 };

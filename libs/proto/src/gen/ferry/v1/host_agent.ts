@@ -108,6 +108,15 @@ export interface CreateRestoreDomainRequest {
    * reports.
    */
   uuid: string;
+  /**
+   * Xen targets: the source domain's libxl JSON config (Domain.xl_config). The receiving
+   * domain is then created by Xen's stock receiver (`xl migrate-receive`) from this config
+   * and is named "<name>--incoming" until the migration commits; empty = synthesised from
+   * the fields above.
+   */
+  xlConfig: string;
+  /** Pages the domain may use (Domain.memory_pages), for the capacity check; 0 = max_pages. */
+  memoryPages: bigint;
 }
 
 /** Response of HostAgentService.CreateRestoreDomain. */
@@ -851,7 +860,7 @@ export const HostAgentServiceCreateDomainResponse: MessageFns<HostAgentServiceCr
 };
 
 function createBaseCreateRestoreDomainRequest(): CreateRestoreDomainRequest {
-  return { fence: undefined, name: "", maxPages: 0n, vcpus: 0, uuid: "" };
+  return { fence: undefined, name: "", maxPages: 0n, vcpus: 0, uuid: "", xlConfig: "", memoryPages: 0n };
 }
 
 export const CreateRestoreDomainRequest: MessageFns<CreateRestoreDomainRequest> = {
@@ -873,6 +882,15 @@ export const CreateRestoreDomainRequest: MessageFns<CreateRestoreDomainRequest> 
     }
     if (message.uuid !== "") {
       writer.uint32(42).string(message.uuid);
+    }
+    if (message.xlConfig !== "") {
+      writer.uint32(50).string(message.xlConfig);
+    }
+    if (message.memoryPages !== 0n) {
+      if (BigInt.asUintN(64, message.memoryPages) !== message.memoryPages) {
+        throw new globalThis.Error("value provided for field message.memoryPages of type uint64 too large");
+      }
+      writer.uint32(56).uint64(message.memoryPages);
     }
     return writer;
   },
@@ -930,6 +948,22 @@ export const CreateRestoreDomainRequest: MessageFns<CreateRestoreDomainRequest> 
             message.uuid = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.xlConfig = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.memoryPages = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -953,6 +987,16 @@ export const CreateRestoreDomainRequest: MessageFns<CreateRestoreDomainRequest> 
         : 0n,
       vcpus: isSet(object.vcpus) ? globalThis.Number(object.vcpus) : 0,
       uuid: isSet(object.uuid) ? globalThis.String(object.uuid) : "",
+      xlConfig: isSet(object.xlConfig)
+        ? globalThis.String(object.xlConfig)
+        : isSet(object.xl_config)
+        ? globalThis.String(object.xl_config)
+        : "",
+      memoryPages: isSet(object.memoryPages)
+        ? BigInt(object.memoryPages)
+        : isSet(object.memory_pages)
+        ? BigInt(object.memory_pages)
+        : 0n,
     };
   },
 
@@ -973,6 +1017,12 @@ export const CreateRestoreDomainRequest: MessageFns<CreateRestoreDomainRequest> 
     if (message.uuid !== "") {
       obj.uuid = message.uuid;
     }
+    if (message.xlConfig !== "") {
+      obj.xlConfig = message.xlConfig;
+    }
+    if (message.memoryPages !== 0n) {
+      obj.memoryPages = message.memoryPages.toString();
+    }
     return obj;
   },
 
@@ -986,6 +1036,10 @@ export const CreateRestoreDomainRequest: MessageFns<CreateRestoreDomainRequest> 
     message.maxPages = (object.maxPages !== undefined && object.maxPages !== null) ? BigInt(object.maxPages) : 0n;
     message.vcpus = object.vcpus ?? 0;
     message.uuid = object.uuid ?? "";
+    message.xlConfig = object.xlConfig ?? "";
+    message.memoryPages = (object.memoryPages !== undefined && object.memoryPages !== null)
+      ? BigInt(object.memoryPages)
+      : 0n;
     return message;
   },
 };
