@@ -1,10 +1,13 @@
 // The live executor of the pre-copy loop (@ferry/policy runPrecopy): each round is prepared by
 // the source's memory-tracker (CLEAN, classify, fix the send set; the bitmap stays on the host)
 // and streamed by the source's page-streamer straight to the target's; suspend is the source
-// host-agent's suspend handshake. The coordinator only sees counts. Every step boundary checks
-// for a cancel, and streaming a round is interrupted by one.
+// host-agent's suspend handshake. The final round carries the suspended domain's state too
+// (one call, one connection), and its record is left for the commit to write (takeFinal), so
+// nothing in the downtime window waits on a record write it does not need. The coordinator only
+// sees counts. Every step boundary checks for a cancel, and streaming a round is interrupted by one.
 
 import { PrecopyAborted, runPrecopy, type PrecopyExecutor, type PrecopyOutcome, type RoundPlan, type RoundResult } from '@ferry/policy';
+import type { JournalWrite } from './journal';
 import { FailureCode, MigrationPhase, type MigrationOptions, type MigrationPolicy, type RoundRecord } from '@ferry/proto';
 import { MigrationFailure } from './failures';
 import { unaryCall } from './grpc-unary';
@@ -36,6 +39,10 @@ export interface PrecopyReport {
   suspendStartedAt: number;
   /** True when the completion timeout ended pre-copy. */
   timedOut: boolean;
+  /** Bytes of vCPU and device state sent with the final round. */
+  stateBytes: bigint;
+  /** The final round's record, for the next phase write to carry. */
+  finalRound: JournalWrite | undefined;
 }
 
 export class PrecopyRun implements PrecopyExecutor {
@@ -44,6 +51,8 @@ export class PrecopyRun implements PrecopyExecutor {
   private lastCleanAt: number;
   private suspendStartedAt = 0;
   private timedOut = false;
+  private finalRound: number | undefined;
+  private stateBytes = 0n;
 
   constructor(
     private readonly ctx: RunContext,
@@ -73,17 +82,28 @@ export class PrecopyRun implements PrecopyExecutor {
       outcome = await runPrecopy(this, policy, { domainPages: this.setup.populatedPages, p2mSize: this.setup.maxPages });
     } catch (err) {
       await this.reporter.flush().catch(() => {});
+      const finalRound = this.reporter.takeFinal();
+      if (finalRound) await this.ctx.journal.write(finalRound).catch(() => {});
       if (!(err instanceof PrecopyAborted)) throw err;
       const code = this.timedOut ? FailureCode.FAILURE_CODE_COMPLETION_TIMEOUT : FailureCode.FAILURE_CODE_NOT_CONVERGING;
       throw new MigrationFailure(code, `pre-copy aborted: ${err.reason}`, this.setup.sourceHost);
     }
+    // Earlier rounds are written by now (the final round started after flushing them).
     await this.reporter.flush();
-    return { outcome, stopReason: this.reporter.stoppedBecause ?? '', suspendStartedAt: this.suspendStartedAt, timedOut: this.timedOut };
+    return {
+      outcome,
+      stopReason: this.reporter.stoppedBecause ?? '',
+      suspendStartedAt: this.suspendStartedAt,
+      timedOut: this.timedOut,
+      stateBytes: this.stateBytes,
+      finalRound: this.reporter.takeFinal(),
+    };
   }
 
   async prepareRound(round: number, final: boolean): Promise<RoundPlan> {
     await this.reporter.flush();
     this.ctx.trace.startRound(round, final);
+    if (final) this.finalRound = round;
     const startedAt = Date.now();
     const res = await this.steps.call('PrepareRound', this.setup.sourceHost, { failure: FailureCode.FAILURE_CODE_TRACKING_FAILED }, (h) =>
       unaryCall(h.tracker.prepareRound, h.tracker, { fence: this.ctx.fence, round, final }, { deadlineMs: this.ctx.timing.callDeadlineMs }),
@@ -115,11 +135,22 @@ export class PrecopyRun implements PrecopyExecutor {
       unaryCall(
         h.streamer.sendRound,
         h.streamer,
-        { fence: this.ctx.fence, round, domid: sourceDomid, peerEndpoint, token, bandwidthBps: options.bandwidthBps, compression: options.compression, sendZeroPages: !options.zeroPageElision },
+        {
+          fence: this.ctx.fence,
+          round,
+          domid: sourceDomid,
+          peerEndpoint,
+          token,
+          bandwidthBps: options.bandwidthBps,
+          compression: options.compression,
+          sendZeroPages: !options.zeroPageElision,
+          includeState: round === this.finalRound,
+        },
         { deadlineMs: this.ctx.timing.roundDeadlineMs, signal },
       ),
     );
     const sendMs = Date.now() - startedAt;
+    if (round === this.finalRound) this.stateBytes = res.stateBytes;
     const x = this.extras.get(round);
     if (x) x.sendMs = sendMs;
     return {

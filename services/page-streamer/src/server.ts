@@ -33,6 +33,7 @@ export function pageStreamerHandlers(streamer: PageStreamer, logger: Logger): Pa
         bandwidthBps: Number(req.bandwidthBps),
         compression: req.compression,
         sendZeroPages: req.sendZeroPages,
+        includeState: req.includeState,
       }, cancellation(call));
       return {
         round: s.round,
@@ -45,6 +46,7 @@ export function pageStreamerHandlers(streamer: PageStreamer, logger: Logger): Pa
         elapsedMs: BigInt(s.elapsedMs),
         throughputBps: BigInt(s.throughputBps),
         skippedPages: BigInt(s.skippedPages),
+        stateBytes: BigInt(s.stateBytes),
       };
     }),
     sendState: unary(logger, 'SendState', async (req, call) => {
@@ -141,5 +143,6 @@ function statusMessage(s: ReceiveStatusView): ReceiveStatus {
     rejections: s.rejections.map((r) => ({ sequence: BigInt(r.sequence), round: r.round, reason: r.reason, message: r.message })),
     lastRoundComplete: s.lastRoundComplete ?? undefined,
     stateReceived: s.stateReceived,
+    connections: s.connections,
   };
 }
