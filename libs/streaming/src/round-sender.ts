@@ -15,7 +15,7 @@ import type { DataLink, LinkLease } from './data-link';
 import { internal } from './errors';
 import type { PeerConnection } from './peer-connection';
 import { SendSetCursor } from './send-set-cursor';
-import type { SendSetSource } from './send-set-source';
+import type { PreparedRound, SendSetSource } from './send-set-source';
 import { TokenBucket } from './token-bucket';
 import { SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { activeTraceparent, tracer } from './trace-context';
@@ -60,6 +60,8 @@ export interface SendRoundRequest extends SessionTarget {
   checksum?: ChecksumAlgorithm;
   /** The stop-and-copy round: send the suspended domain's state after the pages and end the stream. */
   includeState?: boolean;
+  /** The stop-and-copy round is not prepared yet: have the local memory tracker prepare it first. */
+  prepareFinal?: boolean;
 }
 
 export interface SendRoundStats {
@@ -76,11 +78,15 @@ export interface SendRoundStats {
   throughputBps: number;
   /** With includeState: bytes of vCPU and device state sent after the pages. */
   stateBytes: number;
+  /** With prepareFinal: the tracker's counts for the round. */
+  prepared?: PreparedRound;
   /** The cap's accounting (absent when unlimited): bytes granted and time told to wait. */
   throttle?: { grantedBytes: number; throttledMs: number; burstBytes: number; bytesPerSecond: number };
 }
 
 export async function sendRound(deps: SenderDeps, req: SendRoundRequest, link: DataLink): Promise<SendRoundStats> {
+  const prepared = req.prepareFinal ? await deps.sendSets.prepareFinal({ migrationId: req.migrationId, epoch: req.epoch }, req.round) : undefined;
+  // The round's time is the streaming's: the tracker reports its own (prepared.elapsedMs).
   const started = performance.now();
   const set = await deps.sendSets.take(req.migrationId, req.round);
   if (set.domid !== req.domid) {
@@ -110,6 +116,7 @@ export async function sendRound(deps: SenderDeps, req: SendRoundRequest, link: D
     elapsedMs: 0,
     throughputBps: 0,
     stateBytes: 0,
+    prepared,
   };
   try {
     const cursor = new SendSetCursor(set.bitmap, set.maxPages);
@@ -154,7 +161,7 @@ export async function sendRound(deps: SenderDeps, req: SendRoundRequest, link: D
       bytesPerSecond: bucket.bytesPerSecond,
     };
   }
-  deps.logger.info({ migration_id: req.migrationId, ...stats, throttle: undefined }, 'round sent');
+  deps.logger.info({ migration_id: req.migrationId, ...stats, throttle: undefined, prepared: undefined }, 'round sent');
   return stats;
 }
 

@@ -45,7 +45,7 @@ describe('the page data plane', () => {
     });
     // The guest publishes its service address once its store has filled its memory.
     await waitFor('the guest to boot', () => a.driver.xenstoreRead(xsPaths.serviceAddress(domid)).then((v) => v !== null));
-    deps = { driver: a.driver, sendSets: { take: () => Promise.reject(new Error('unused')), close: () => undefined }, hostName: 'src', logger: pair.logger, timeouts: DEFAULT_SENDER_TIMEOUTS };
+    deps = { driver: a.driver, sendSets: { take: () => Promise.reject(new Error('unused')), prepareFinal: () => Promise.reject(new Error('unused')), close: () => undefined }, hostName: 'src', logger: pair.logger, timeouts: DEFAULT_SENDER_TIMEOUTS };
   });
 
   after(async () => {

@@ -34,7 +34,9 @@ export function pageStreamerHandlers(streamer: PageStreamer, logger: Logger): Pa
         compression: req.compression,
         sendZeroPages: req.sendZeroPages,
         includeState: req.includeState,
+        prepareFinal: req.prepareFinal,
       }, cancellation(call));
+      const p = s.prepared;
       return {
         round: s.round,
         pagesSent: BigInt(s.pagesSent),
@@ -47,6 +49,18 @@ export function pageStreamerHandlers(streamer: PageStreamer, logger: Logger): Pa
         throughputBps: BigInt(s.throughputBps),
         skippedPages: BigInt(s.skippedPages),
         stateBytes: BigInt(s.stateBytes),
+        prepared: p && {
+          round: p.round,
+          dirtyCount: BigInt(p.dirtyCount),
+          faultCount: BigInt(p.faultCount),
+          pagesToSend: BigInt(p.pagesToSend),
+          pagesDeferred: BigInt(p.pagesDeferred),
+          pagesReleased: BigInt(p.pagesReleased),
+          pagesSkipped: 0n,
+          layers: { cold: BigInt(p.layers.cold), warm: BigInt(p.layers.warm), hot: BigInt(p.layers.hot) },
+          populatedPages: BigInt(p.populatedPages),
+          elapsedMs: BigInt(p.elapsedMs),
+        },
       };
     }),
     sendState: unary(logger, 'SendState', async (req, call) => {

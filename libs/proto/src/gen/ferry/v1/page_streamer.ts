@@ -21,6 +21,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Fence, PayloadCompression, payloadCompressionFromJSON, payloadCompressionToJSON } from "./common";
+import { PrepareRoundResponse } from "./memory_tracker";
 
 /**
  * The page streamer: one per host. It reads the pages of each round's send set on the source
@@ -404,6 +405,13 @@ export interface SendRoundRequest {
    * connection inside the downtime window).
    */
   includeState: boolean;
+  /**
+   * The stop-and-copy round, not prepared yet: the streamer first asks this host's
+   * memory-tracker to prepare it (PrepareRound with final set: the FINAL CLEAN of the suspended
+   * domain) and returns its counts in `prepared`. One call from the coordinator for the whole
+   * round instead of two, while the guest is stopped.
+   */
+  prepareFinal: boolean;
 }
 
 /** Response of PageStreamerService.SendRound. */
@@ -433,6 +441,8 @@ export interface SendRoundResponse {
   skippedPages: bigint;
   /** With include_state: size of the vCPU and device state sent after the pages (0 otherwise). */
   stateBytes: bigint;
+  /** With prepare_final: what the memory-tracker's PrepareRound answered. */
+  prepared?: PrepareRoundResponse | undefined;
 }
 
 /** Request of PageStreamerService.SendState. */
@@ -900,6 +910,7 @@ function createBaseSendRoundRequest(): SendRoundRequest {
     compression: 0,
     sendZeroPages: false,
     includeState: false,
+    prepareFinal: false,
   };
 }
 
@@ -934,6 +945,9 @@ export const SendRoundRequest: MessageFns<SendRoundRequest> = {
     }
     if (message.includeState !== false) {
       writer.uint32(72).bool(message.includeState);
+    }
+    if (message.prepareFinal !== false) {
+      writer.uint32(80).bool(message.prepareFinal);
     }
     return writer;
   },
@@ -1023,6 +1037,14 @@ export const SendRoundRequest: MessageFns<SendRoundRequest> = {
             message.includeState = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.prepareFinal = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1062,6 +1084,11 @@ export const SendRoundRequest: MessageFns<SendRoundRequest> = {
         : isSet(object.include_state)
         ? globalThis.Boolean(object.include_state)
         : false,
+      prepareFinal: isSet(object.prepareFinal)
+        ? globalThis.Boolean(object.prepareFinal)
+        : isSet(object.prepare_final)
+        ? globalThis.Boolean(object.prepare_final)
+        : false,
     };
   },
 
@@ -1094,6 +1121,9 @@ export const SendRoundRequest: MessageFns<SendRoundRequest> = {
     if (message.includeState !== false) {
       obj.includeState = message.includeState;
     }
+    if (message.prepareFinal !== false) {
+      obj.prepareFinal = message.prepareFinal;
+    }
     return obj;
   },
 
@@ -1113,6 +1143,7 @@ export const SendRoundRequest: MessageFns<SendRoundRequest> = {
     message.compression = object.compression ?? 0;
     message.sendZeroPages = object.sendZeroPages ?? false;
     message.includeState = object.includeState ?? false;
+    message.prepareFinal = object.prepareFinal ?? false;
     return message;
   },
 };
@@ -1130,6 +1161,7 @@ function createBaseSendRoundResponse(): SendRoundResponse {
     throughputBps: 0n,
     skippedPages: 0n,
     stateBytes: 0n,
+    prepared: undefined,
   };
 }
 
@@ -1197,6 +1229,9 @@ export const SendRoundResponse: MessageFns<SendRoundResponse> = {
         throw new globalThis.Error("value provided for field message.stateBytes of type uint64 too large");
       }
       writer.uint32(88).uint64(message.stateBytes);
+    }
+    if (message.prepared !== undefined) {
+      PrepareRoundResponse.encode(message.prepared, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -1302,6 +1337,14 @@ export const SendRoundResponse: MessageFns<SendRoundResponse> = {
             message.stateBytes = reader.uint64() as bigint;
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.prepared = PrepareRoundResponse.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1363,6 +1406,7 @@ export const SendRoundResponse: MessageFns<SendRoundResponse> = {
         : isSet(object.state_bytes)
         ? BigInt(object.state_bytes)
         : 0n,
+      prepared: isSet(object.prepared) ? PrepareRoundResponse.fromJSON(object.prepared) : undefined,
     };
   },
 
@@ -1401,6 +1445,9 @@ export const SendRoundResponse: MessageFns<SendRoundResponse> = {
     if (message.stateBytes !== 0n) {
       obj.stateBytes = message.stateBytes.toString();
     }
+    if (message.prepared !== undefined) {
+      obj.prepared = PrepareRoundResponse.toJSON(message.prepared);
+    }
     return obj;
   },
 
@@ -1428,6 +1475,9 @@ export const SendRoundResponse: MessageFns<SendRoundResponse> = {
     message.stateBytes = (object.stateBytes !== undefined && object.stateBytes !== null)
       ? BigInt(object.stateBytes)
       : 0n;
+    message.prepared = (object.prepared !== undefined && object.prepared !== null)
+      ? PrepareRoundResponse.fromPartial(object.prepared)
+      : undefined;
     return message;
   },
 };
