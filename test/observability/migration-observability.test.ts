@@ -144,7 +144,6 @@ describe('observability of a migration', { timeout: 20 * 60_000 }, () => {
       ['memory-tracker', /^prepare round \d+ \(CLEAN/],
       ['balloon-manager', /^compact \(inflate balloon\)$/],
       ['page-streamer', /^send round \d+$/],
-      ['page-streamer', /^send vCPU state$/],
     ];
     for (const [service, pattern] of work) {
       const found = named(spans, pattern).filter((s) => s.service === service);
@@ -163,7 +162,14 @@ describe('observability of a migration', { timeout: 20 * 60_000 }, () => {
       assert.notEqual(parent?.resource['ferry.host'], w.resource['ferry.host'], 'sender and receiver are different hosts');
       assert.ok(Number(w.attributes['ferry.pages_received']) >= 0);
     }
-    assert.ok(named(spans, /^load vCPU state$/).length === 1, 'the target loaded the state in a span');
+    // The state rides with the final round: sent in a span under that round's send span, loaded
+    // on the target in a span under that.
+    const [sentState, ...moreSent] = named(spans, /^send vCPU state$/);
+    assert.equal(moreSent.length, 0, 'the state was sent once');
+    assert.equal(byId.get(sentState.parentSpanId)?.name, `send round ${rounds[rounds.length - 1]}`, 'the state went with the final round');
+    const loaded = named(spans, /^load vCPU state$/);
+    assert.equal(loaded.length, 1, 'the target loaded the state in a span');
+    assert.equal(loaded[0].parentSpanId, sentState.spanId, "loading the state continues the sender's span");
 
     // A round's gRPC calls are children of that round's span (the per-host spans hang below them).
     for (const p of named(spans, /^prepare round \d+/)) {

@@ -1,3 +1,4 @@
 export * from './variants';
 export * from './suite';
 export * from './svg';
+export * from './medians';

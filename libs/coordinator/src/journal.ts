@@ -95,17 +95,21 @@ export class MigrationJournal {
     );
   }
 
-  /** Enters a phase (recording when) and announces it; `change` adds facts to the same write. */
-  enterPhase(to: MigrationPhase, reason: string, change?: (m: Migration) => void): Promise<Migration> {
+  /**
+   * Enters a phase (recording when) and announces it; `change` adds facts to the same write, and
+   * `carried` is an earlier write that rides along (applied and announced first).
+   */
+  enterPhase(to: MigrationPhase, reason: string, change?: (m: Migration) => void, carried?: JournalWrite): Promise<Migration> {
     let from = MigrationPhase.MIGRATION_PHASE_UNSPECIFIED;
     return this.write({
       change: (m) => {
+        carried?.change(m);
         from = m.phase;
         m.phase = to;
         m.phaseTransitions.push({ phase: to, enteredAt: new Date() });
         change?.(m);
       },
-      events: () => [{ $case: 'phaseChanged', phaseChanged: { from, to, reason } }],
+      events: (m) => [...(carried?.events?.(m) ?? []), { $case: 'phaseChanged', phaseChanged: { from, to, reason } }],
     });
   }
 

@@ -1,6 +1,6 @@
 // One migration, phase by phase (DESIGN.md): PREFLIGHT → COMPACTING (when compaction is on) →
-// PREPARING_TARGET → PRECOPY → STOP_AND_COPY → VERIFYING (with verify) → COMMITTED →
-// RESUMING_TARGET → CLEANING_UP → DONE. Every transition is written to the record before the
+// PREPARING_TARGET → PRECOPY → STOP_AND_COPY (the final round carries the state) → VERIFYING
+// (with verify) → COMMITTED → RESUMING_TARGET → CLEANING_UP → DONE. Every transition is written to the record before the
 // next step runs. Before the commit point a failure or a cancel rolls back (rollback.ts); from it
 // on the migration rolls forward (roll-forward.ts). A failure during pre-flight ends the
 // migration at once: nothing was touched yet.
@@ -22,6 +22,7 @@ import {
 } from '@ferry/proto';
 import { MigrationRecordConflict } from '@ferry/cluster';
 import { memoryPagesOf } from './domain-memory';
+import type { JournalWrite } from './journal';
 import { CoordinatorStopping, MigrationCancelled, MigrationFailure, describeError, grpcStatus } from './failures';
 import { unaryCall } from './grpc-unary';
 import { recoveryPlan } from './phases';
@@ -42,6 +43,8 @@ export class MigrationRun {
   private token = '';
   private suspendStartedAt: number | undefined;
   private stateBytes = 0n;
+  /** The final round's record, written with the next phase change (inside the downtime window). */
+  private finalRound: JournalWrite | undefined;
   private verified = false;
 
   constructor(private readonly ctx: RunContext) {
@@ -62,12 +65,12 @@ export class MigrationRun {
       if (options?.compaction) await this.compact(domain);
       await this.prepareTarget(domain);
       await this.precopy(domain);
-      await this.sendState();
       if (options?.verify) await this.verify();
       await this.commit();
     } catch (err) {
       if (leavesRecordAlone(err)) throw err;
       this.ctx.logger.warn({ err: describeError(err) }, 'migration failed before the commit point; rolling back');
+      await this.writeFinalRound();
       return rollBack(this.ctx, this.steps, causeOf(err));
     }
     return rollForward(this.ctx, this.steps, { suspendStartedAt: this.suspendStartedAt });
@@ -89,7 +92,11 @@ export class MigrationRun {
   /** Enters a phase at a step boundary (a pending cancel or shutdown stops here first). */
   private async phase(to: MigrationPhase, reason: string, change?: (m: Migration) => void): Promise<Migration> {
     this.steps.checkpoint();
-    const m = await this.ctx.journal.enterPhase(to, reason, change);
+    const carried = this.takeFinalRound();
+    const m = await this.ctx.journal.enterPhase(to, reason, change, carried).catch((err: unknown) => {
+      this.finalRound ??= carried;
+      throw err;
+    });
     this.ctx.trace.enterPhase(to);
     return m;
   }
@@ -249,17 +256,22 @@ export class MigrationRun {
       trackingStartedAt,
     }).run();
     this.suspendStartedAt = report.suspendStartedAt;
+    // Both recorded with the next phase's write: no extra write inside the downtime window.
+    this.stateBytes = report.stateBytes;
+    this.finalRound = report.finalRound;
   }
 
-  /** The suspended guest's vCPU and device state, loaded into the receiving domain. */
-  private async sendState(): Promise<void> {
-    const { journal, fence, timing } = this.ctx;
-    const m = journal.current;
-    const res = await this.steps.call('SendState', m.sourceHost, { failure: FailureCode.FAILURE_CODE_TRANSFER_FAILED, throughPeer: true }, (h) =>
-      unaryCall(h.streamer.sendState, h.streamer, { fence, domid: m.sourceDomid, peerEndpoint: this.peerEndpoint, token: this.token }, { deadlineMs: timing.callDeadlineMs }),
-    );
-    // Recorded with the next phase's write: no extra write inside the downtime window.
-    this.stateBytes = res.stateBytes;
+  private takeFinalRound(): JournalWrite | undefined {
+    const w = this.finalRound;
+    this.finalRound = undefined;
+    return w;
+  }
+
+  /** On the way to a rollback: the final round, if it was sent, still belongs in the record. */
+  private async writeFinalRound(): Promise<void> {
+    const w = this.takeFinalRound();
+    if (!w) return;
+    await this.ctx.journal.write(w).catch((err: unknown) => this.ctx.logger.warn({ err: describeError(err) }, 'could not record the final round'));
   }
 
   private addStateBytes(m: Migration): void {
@@ -292,11 +304,23 @@ export class MigrationRun {
   /** The commit point: durably recorded before the target may run. A cancel that got in first wins. */
   private async commit(): Promise<void> {
     this.steps.checkpoint();
-    await this.ctx.journal.enterPhase(MigrationPhase.MIGRATION_PHASE_COMMITTED, this.verified ? 'memory verified; committed' : 'state sent; committed', (m) => {
-      if (m.cancelRequested) throw new MigrationCancelled(m.cancelReason || 'cancelled');
-      this.addStateBytes(m);
-      if (m.totals) m.totals.memoryVerified = this.verified;
-    });
+    const finalRound = this.takeFinalRound();
+    try {
+      await this.ctx.journal.enterPhase(
+        MigrationPhase.MIGRATION_PHASE_COMMITTED,
+        this.verified ? 'memory verified; committed' : 'state sent; committed',
+        (m) => {
+          if (m.cancelRequested) throw new MigrationCancelled(m.cancelReason || 'cancelled');
+          this.addStateBytes(m);
+          if (m.totals) m.totals.memoryVerified = this.verified;
+        },
+        finalRound,
+      );
+    } catch (err) {
+      // Not committed (a cancel got in first, or the write failed): the rollback records the round.
+      this.finalRound = finalRound;
+      throw err;
+    }
     this.ctx.trace.enterPhase(MigrationPhase.MIGRATION_PHASE_COMMITTED);
   }
 }

@@ -1,11 +1,15 @@
 // The live executor of the pre-copy loop (@ferry/policy runPrecopy): each round is prepared by
 // the source's memory-tracker (CLEAN, classify, fix the send set; the bitmap stays on the host)
 // and streamed by the source's page-streamer straight to the target's; suspend is the source
-// host-agent's suspend handshake. The coordinator only sees counts. Every step boundary checks
-// for a cancel, and streaming a round is interrupted by one.
+// host-agent's suspend handshake. The final round is one SendRound that has the source's tracker
+// prepare it (prepare_final), streams it and the suspended domain's state over the open data
+// connection (include_state); its record is left for the commit to write (takeFinal). So the
+// downtime window holds three coordinator calls (suspend, final round, unpause) and one record write. The coordinator only
+// sees counts. Every step boundary checks for a cancel, and streaming a round is interrupted by one.
 
 import { PrecopyAborted, runPrecopy, type PrecopyExecutor, type PrecopyOutcome, type RoundPlan, type RoundResult } from '@ferry/policy';
-import { FailureCode, MigrationPhase, type MigrationOptions, type MigrationPolicy, type RoundRecord } from '@ferry/proto';
+import type { JournalWrite } from './journal';
+import { FailureCode, MigrationPhase, type MigrationOptions, type MigrationPolicy, type PrepareRoundResponse, type RoundRecord, type SendRoundResponse } from '@ferry/proto';
 import { MigrationFailure } from './failures';
 import { unaryCall } from './grpc-unary';
 import { completionTimeoutMs, decidingPolicy, policyFor } from './precopy-policy';
@@ -36,6 +40,10 @@ export interface PrecopyReport {
   suspendStartedAt: number;
   /** True when the completion timeout ended pre-copy. */
   timedOut: boolean;
+  /** Bytes of vCPU and device state sent with the final round. */
+  stateBytes: bigint;
+  /** The final round's record, for the next phase write to carry. */
+  finalRound: JournalWrite | undefined;
 }
 
 export class PrecopyRun implements PrecopyExecutor {
@@ -44,6 +52,10 @@ export class PrecopyRun implements PrecopyExecutor {
   private lastCleanAt: number;
   private suspendStartedAt = 0;
   private timedOut = false;
+  private finalRound: number | undefined;
+  /** The final round, sent by prepareRound(final) and handed to the loop by sendRound. */
+  private finalSent: RoundResult | undefined;
+  private stateBytes = 0n;
 
   constructor(
     private readonly ctx: RunContext,
@@ -73,64 +85,102 @@ export class PrecopyRun implements PrecopyExecutor {
       outcome = await runPrecopy(this, policy, { domainPages: this.setup.populatedPages, p2mSize: this.setup.maxPages });
     } catch (err) {
       await this.reporter.flush().catch(() => {});
+      const finalRound = this.reporter.takeFinal();
+      if (finalRound) await this.ctx.journal.write(finalRound).catch(() => {});
       if (!(err instanceof PrecopyAborted)) throw err;
       const code = this.timedOut ? FailureCode.FAILURE_CODE_COMPLETION_TIMEOUT : FailureCode.FAILURE_CODE_NOT_CONVERGING;
       throw new MigrationFailure(code, `pre-copy aborted: ${err.reason}`, this.setup.sourceHost);
     }
+    // Earlier rounds are written by now (the final round started after flushing them).
     await this.reporter.flush();
-    return { outcome, stopReason: this.reporter.stoppedBecause ?? '', suspendStartedAt: this.suspendStartedAt, timedOut: this.timedOut };
+    return {
+      outcome,
+      stopReason: this.reporter.stoppedBecause ?? '',
+      suspendStartedAt: this.suspendStartedAt,
+      timedOut: this.timedOut,
+      stateBytes: this.stateBytes,
+      finalRound: this.reporter.takeFinal(),
+    };
   }
 
   async prepareRound(round: number, final: boolean): Promise<RoundPlan> {
     await this.reporter.flush();
     this.ctx.trace.startRound(round, final);
+    if (final) return this.prepareAndSendFinal(round);
     const startedAt = Date.now();
     const res = await this.steps.call('PrepareRound', this.setup.sourceHost, { failure: FailureCode.FAILURE_CODE_TRACKING_FAILED }, (h) =>
       unaryCall(h.tracker.prepareRound, h.tracker, { fence: this.ctx.fence, round, final }, { deadlineMs: this.ctx.timing.callDeadlineMs }),
     );
-    const prepared = Date.now();
+    this.noteRound(round, startedAt, Date.now() - startedAt, res);
+    return planOf(res);
+  }
+
+  /** The stop-and-copy round in one call: prepared by the source's tracker, streamed with the state. */
+  private async prepareAndSendFinal(round: number): Promise<RoundPlan> {
+    this.finalRound = round;
+    const startedAt = Date.now();
+    const res = await this.stream(round, true);
+    const prepared = res.prepared;
+    if (!prepared) throw new MigrationFailure(FailureCode.FAILURE_CODE_TRACKING_FAILED, `SendRound of the final round ${round} came back without the tracker's counts`, this.setup.sourceHost);
+    const totalMs = Date.now() - startedAt;
+    const prepareMs = Math.min(totalMs, Number(prepared.elapsedMs));
+    this.noteRound(round, startedAt, prepareMs, prepared);
+    const x = this.extras.get(round)!;
+    x.sendMs = totalMs - prepareMs;
+    this.stateBytes = res.stateBytes;
+    this.finalSent = resultOf(res, x.sendMs);
+    return planOf(prepared);
+  }
+
+  private noteRound(round: number, startedAt: number, prepareMs: number, res: PrepareRoundResponse): void {
     const sinceClean = (startedAt - this.lastCleanAt) / 1000;
     this.lastCleanAt = startedAt;
     this.extras.set(round, {
       startedAt: new Date(startedAt),
-      prepareMs: prepared - startedAt,
+      prepareMs,
       sendMs: 0,
       dirtyRate: round === 0 || sinceClean <= 0 ? 0 : Number(res.dirtyCount) / sinceClean,
       layers: res.layers,
     });
-    return {
-      dirtyCount: Number(res.dirtyCount),
-      faultCount: Number(res.faultCount),
-      pagesToSend: Number(res.pagesToSend),
-      held: Number(res.pagesDeferred),
-      released: Number(res.pagesReleased),
-    };
   }
 
   async sendRound(round: number): Promise<RoundResult> {
+    if (round === this.finalRound && this.finalSent) {
+      const sent = this.finalSent;
+      this.finalSent = undefined;
+      return sent;
+    }
     await this.reporter.flush();
-    const { sourceHost, sourceDomid, peerEndpoint, token, options } = this.setup;
     const startedAt = Date.now();
-    const res = await this.steps.call('SendRound', sourceHost, { failure: FailureCode.FAILURE_CODE_TRANSFER_FAILED, interruptible: true, throughPeer: true }, (h, signal) =>
-      unaryCall(
-        h.streamer.sendRound,
-        h.streamer,
-        { fence: this.ctx.fence, round, domid: sourceDomid, peerEndpoint, token, bandwidthBps: options.bandwidthBps, compression: options.compression, sendZeroPages: !options.zeroPageElision },
-        { deadlineMs: this.ctx.timing.roundDeadlineMs, signal },
-      ),
-    );
+    const res = await this.stream(round, false);
     const sendMs = Date.now() - startedAt;
     const x = this.extras.get(round);
     if (x) x.sendMs = sendMs;
-    return {
-      pagesSent: Number(res.pagesSent),
-      pagesSkipped: Number(res.skippedPages),
-      zeroPages: Number(res.zeroPages),
-      bytes: Number(res.wireBytes),
-      // The streamer's own clock excludes gRPC overhead; a round too short for it to measure
-      // falls back to ours.
-      elapsedMs: Number(res.elapsedMs) > 0 ? Number(res.elapsedMs) : Math.max(1, sendMs),
-    };
+    return resultOf(res, sendMs);
+  }
+
+  /** SendRound on the source; `final` also prepares the round first and sends the state after it. */
+  private stream(round: number, final: boolean): Promise<SendRoundResponse> {
+    const { sourceHost, sourceDomid, peerEndpoint, token, options } = this.setup;
+    return this.steps.call('SendRound', sourceHost, { failure: FailureCode.FAILURE_CODE_TRANSFER_FAILED, interruptible: true, throughPeer: true }, (h, signal) =>
+      unaryCall(
+        h.streamer.sendRound,
+        h.streamer,
+        {
+          fence: this.ctx.fence,
+          round,
+          domid: sourceDomid,
+          peerEndpoint,
+          token,
+          bandwidthBps: options.bandwidthBps,
+          compression: options.compression,
+          sendZeroPages: !options.zeroPageElision,
+          includeState: final,
+          prepareFinal: final,
+        },
+        { deadlineMs: this.ctx.timing.roundDeadlineMs, signal },
+      ),
+    );
   }
 
   async suspend(): Promise<void> {
@@ -158,4 +208,26 @@ export class PrecopyRun implements PrecopyExecutor {
       'ferry.decision': r.decisionReason,
     });
   }
+}
+
+function planOf(res: PrepareRoundResponse): RoundPlan {
+  return {
+    dirtyCount: Number(res.dirtyCount),
+    faultCount: Number(res.faultCount),
+    pagesToSend: Number(res.pagesToSend),
+    held: Number(res.pagesDeferred),
+    released: Number(res.pagesReleased),
+  };
+}
+
+function resultOf(res: SendRoundResponse, sendMs: number): RoundResult {
+  return {
+    pagesSent: Number(res.pagesSent),
+    pagesSkipped: Number(res.skippedPages),
+    zeroPages: Number(res.zeroPages),
+    bytes: Number(res.wireBytes),
+    // The streamer's own clock excludes gRPC overhead; a round too short for it to measure
+    // falls back to ours.
+    elapsedMs: Number(res.elapsedMs) > 0 ? Number(res.elapsedMs) : Math.max(1, sendMs),
+  };
 }

@@ -1,6 +1,8 @@
 // After the commit point the migration only moves forward: unpause the domain on the target
 // (downtime ends when that returns), destroy the source, then tidy up (tracking, sessions, the
-// target's balloon, the fence). Everything comes from the record, so a coordinator that takes a
+// target's balloon, the fence). RESUMING_TARGET is recorded while the unpause is under way, not
+// before it: COMMITTED already says "roll forward" to any coordinator that takes over, so the
+// guest need not stay stopped for one more record write. Everything comes from the record, so a coordinator that takes a
 // committed migration over finishes it with the same code.
 //
 // Unpausing the target and destroying the source are retried until they happen. One exception
@@ -28,15 +30,25 @@ export async function rollForward(ctx: RunContext, steps: Steps, timing: RollFor
   const { journal } = ctx;
   const leftovers: string[] = [];
   let m = journal.current;
-  if (m.phase === MigrationPhase.MIGRATION_PHASE_COMMITTED) {
-    m = await journal.enterPhase(MigrationPhase.MIGRATION_PHASE_RESUMING_TARGET, 'committed; resuming on the target');
-  }
-  if (m.phase === MigrationPhase.MIGRATION_PHASE_RESUMING_TARGET) {
+  if (m.phase === MigrationPhase.MIGRATION_PHASE_COMMITTED || m.phase === MigrationPhase.MIGRATION_PHASE_RESUMING_TARGET) {
+    const recorded =
+      m.phase === MigrationPhase.MIGRATION_PHASE_COMMITTED
+        ? journal.enterPhase(MigrationPhase.MIGRATION_PHASE_RESUMING_TARGET, 'committed; resuming on the target')
+        : Promise.resolve(m);
     ctx.trace.enterPhase(MigrationPhase.MIGRATION_PHASE_RESUMING_TARGET);
-    const resumed = await unpauseTarget(ctx, steps, m);
-    if (!resumed) return fallBackToSource(ctx, steps, m, leftovers);
+    // Both settle before either outcome is acted on: a failed write must not go unobserved.
+    let runningAt = 0;
+    const unpaused = unpauseTarget(ctx, steps, m).then((ok) => {
+      runningAt = Date.now();
+      return ok;
+    });
+    const [resumed, entered] = await Promise.allSettled([unpaused, recorded]);
+    if (entered.status === 'rejected') throw entered.reason;
+    if (resumed.status === 'rejected') throw resumed.reason;
+    m = entered.value;
+    if (!resumed.value) return fallBackToSource(ctx, steps, m, leftovers);
     const downtimeStart = timing.suspendStartedAt ?? stopAndCopyStart(m);
-    const downtimeMs = downtimeStart ? BigInt(Math.max(0, Date.now() - downtimeStart)) : 0n;
+    const downtimeMs = downtimeStart ? BigInt(Math.max(0, runningAt - downtimeStart)) : 0n;
     m = await journal.enterPhase(MigrationPhase.MIGRATION_PHASE_CLEANING_UP, 'running on the target', (r) => {
       if (r.totals) r.totals.downtimeMs = downtimeMs;
     });

@@ -1,11 +1,13 @@
 // Turns the pre-copy loop's rounds into RoundRecords in the migration record and RoundCompleted
 // events. A round is reported once the policy has decided what follows it (its record carries the
 // decision), which is after the next CLEAN; rounds sent after a stop decision (Xen's last live
-// round, the final round) are reported at once.
+// round) are reported at once. The final round is sent while the guest is suspended: its record
+// is not written on its own but handed over (takeFinal) to ride on the next write the migration
+// makes anyway (the commit), so the downtime window holds one record write, not two.
 
 import type { RoundRecord as LoopRound } from '@ferry/policy';
 import { MigrationTotals, RoundDecision, type LayerSizes, type Migration, type RoundRecord } from '@ferry/proto';
-import type { MigrationJournal } from './journal';
+import type { JournalWrite, MigrationJournal } from './journal';
 import type { Decision } from './precopy-policy';
 
 /** What the executor measured about a round besides the loop's figures. */
@@ -25,6 +27,7 @@ export class RoundReporter {
   private stopReason: string | undefined;
   private chain: Promise<void> = Promise.resolve();
   private failure: unknown;
+  private finalWrite: JournalWrite | undefined;
 
   constructor(
     private readonly journal: MigrationJournal,
@@ -59,6 +62,13 @@ export class RoundReporter {
     this.pending = undefined;
   }
 
+  /** The final round's record write, once (for the caller to merge into its next write). */
+  takeFinal(): JournalWrite | undefined {
+    const w = this.finalWrite;
+    this.finalWrite = undefined;
+    return w;
+  }
+
   /** Waits until every reported round is recorded; rethrows a failed write. */
   async flush(): Promise<void> {
     await this.chain;
@@ -87,16 +97,21 @@ export class RoundReporter {
       decisionReason: reason,
     };
     this.onReported(record);
+    const write: JournalWrite = {
+      change: (m) => {
+        m.rounds.push(record);
+        addRound(m, record);
+      },
+      events: (m) => [{ $case: 'roundCompleted', roundCompleted: { round: record, totals: m.totals } }],
+    };
+    if (r.final) {
+      this.finalWrite = write;
+      return;
+    }
     this.chain = this.chain.then(async () => {
       if (this.failure !== undefined) return;
       try {
-        await this.journal.write({
-          change: (m) => {
-            m.rounds.push(record);
-            addRound(m, record);
-          },
-          events: (m) => [{ $case: 'roundCompleted', roundCompleted: { round: record, totals: m.totals } }],
-        });
+        await this.journal.write(write);
       } catch (err) {
         this.failure = err;
       }

@@ -41,6 +41,11 @@ export interface LabOptions {
   /** Processes outlive this one (ferry lab up) or not (tests, ferry demo). */
   detached?: boolean;
   natsUrl?: string;
+  /**
+   * Start a nats-server of its own even when one is reachable: the lab's host names (host-1, ...)
+   * and migrations then cannot meet another lab's on a shared server (bench, demo).
+   */
+  privateNats?: boolean;
   /** Extra environment for every service (e.g. OTEL_*). */
   env?: Record<string, string>;
   log?: (line: string) => void;
@@ -99,12 +104,12 @@ export async function startLab(opts: LabOptions = {}): Promise<LabState> {
 
   try {
     const wanted = opts.natsUrl ?? process.env.NATS_URL ?? DEFAULT_NATS_URL;
-    if (await reachable(wanted)) {
+    if (!opts.privateNats && (await reachable(wanted))) {
       state.nats = wanted;
-    } else if (opts.natsUrl ?? process.env.NATS_URL) {
+    } else if (!opts.privateNats && (opts.natsUrl ?? process.env.NATS_URL)) {
       throw new Error(`NATS_URL ${wanted} is not reachable`);
     } else {
-      log('no NATS server reachable: starting nats-server');
+      log(opts.privateNats ? 'starting a nats-server of its own' : 'no NATS server reachable: starting nats-server');
       const nats = await startNatsServer(join(dir, 'nats'), join(dir, 'logs', 'nats-server.log'), detached);
       processes.push(nats.process);
       state.nats = nats.url;

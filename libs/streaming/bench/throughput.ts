@@ -128,7 +128,7 @@ async function main(): Promise<void> {
       const result = await call(
         source.sendRound,
         source,
-        { fence, round: 0, domid, peerEndpoint: opened.dataEndpoint, token, bandwidthBps: 0n, compression, sendZeroPages: false },
+        { fence, round: 0, domid, peerEndpoint: opened.dataEndpoint, token, bandwidthBps: 0n, compression, sendZeroPages: false, includeState: false, prepareFinal: false },
         600_000,
       );
       const s = sample(warm ? 'warm' : 'cold', result);

@@ -61,7 +61,8 @@ export class BatchEncoder {
     private readonly opts: BatchEncoderOptions,
   ) {}
 
-  async encode(round: number, sequence: number, pfns: number[], flags: number): Promise<EncodedBatch> {
+  /** `traceparent` goes on a round's first batch (see PageBatchHeader.traceparent). */
+  async encode(round: number, sequence: number, pfns: number[], flags: number, traceparent = ''): Promise<EncodedBatch> {
     const n = pfns.length;
     const buffer = this.pool.acquire();
     let released = false;
@@ -128,6 +129,7 @@ export class BatchEncoder {
         payloadLength: payload.length,
         checksumAlgorithm: this.opts.checksum,
         checksum: computeChecksum(this.opts.checksum, payload),
+        traceparent,
       };
       return {
         header,
@@ -146,7 +148,7 @@ export class BatchEncoder {
   }
 
   /** A batch whose payload is the domain's vCPU and device state (PAGE_BATCH_FLAG_VCPU_STATE). */
-  encodeState(sequence: number, flags: number, state: Uint8Array): { frame: Buffer; payload: Buffer; header: BatchHeader } {
+  encodeState(sequence: number, flags: number, state: Uint8Array, traceparent = ''): { frame: Buffer; payload: Buffer; header: BatchHeader } {
     const payload = Buffer.from(state.buffer, state.byteOffset, state.byteLength);
     const header: BatchHeader = {
       migrationId: this.migrationId,
@@ -160,6 +162,7 @@ export class BatchEncoder {
       payloadLength: payload.length,
       checksumAlgorithm: this.opts.checksum,
       checksum: computeChecksum(this.opts.checksum, payload),
+      traceparent,
     };
     return { header, frame: encodeBatchHeaderFrame(header), payload };
   }

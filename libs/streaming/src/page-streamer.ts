@@ -18,6 +18,7 @@ import { ReceiveSession, type ReceiveStatusView } from './receive-session';
 import { DEFAULT_SENDER_TIMEOUTS, sendRound, type SendRoundRequest, type SendRoundStats, type SenderTimeouts } from './round-sender';
 import type { SendSetSource } from './send-set-source';
 import { sendState, type SendStateRequest, type SendStateStats } from './state-sender';
+import { DataLink } from './data-link';
 
 export interface Fence {
   migrationId: string;
@@ -49,6 +50,8 @@ interface OutgoingMigration {
   epoch: bigint;
   /** The SendRound / SendState in progress, if any. */
   active: AbortController | null;
+  /** The data connection to the receiver, kept from round to round. */
+  link: DataLink;
 }
 
 type SendParams<T> = Omit<T, 'migrationId' | 'epoch' | 'signal'> & { fence: Fence };
@@ -141,6 +144,7 @@ export class PageStreamer {
     if (out) {
       if (fence.epoch < out.epoch) throw staleEpoch(fence, out.epoch);
       out.active?.abort(aborted('SESSION_CLOSED', `the session of migration ${fence.migrationId} was closed`));
+      out.link.close();
       this.outgoing.delete(fence.migrationId);
       closed = true;
     }
@@ -155,12 +159,12 @@ export class PageStreamer {
     checkDomid(params.domid);
     if (!Number.isInteger(params.round) || params.round < 0) throw invalidArgument('BAD_ROUND', `round must be a non-negative integer, got ${params.round}`);
     if (!(params.bandwidthBps >= 0)) throw invalidArgument('BAD_BANDWIDTH', `bandwidth_bps must be >= 0, got ${params.bandwidthBps}`);
-    return this.outgoingCall(params.fence, params, cancelled, (target) => sendRound(this.senderDeps(), { ...params, ...target }));
+    return this.outgoingCall(params.fence, params, cancelled, (target, link) => sendRound(this.senderDeps(), { ...params, ...target }, link));
   }
 
   async sendState(params: SendParams<SendStateRequest>, cancelled?: AbortSignal): Promise<SendStateStats> {
     checkDomid(params.domid);
-    return this.outgoingCall(params.fence, params, cancelled, (target) => sendState(this.senderDeps(), { ...params, ...target }));
+    return this.outgoingCall(params.fence, params, cancelled, (target, link) => sendState(this.senderDeps(), { ...params, ...target }, link));
   }
 
   // ---- either side -------------------------------------------------------------------------
@@ -180,7 +184,10 @@ export class PageStreamer {
 
   /** Shutdown: stop listening, end every connection and call in progress. */
   async close(): Promise<void> {
-    for (const out of this.outgoing.values()) out.active?.abort(aborted('SHUTTING_DOWN', 'the page streamer is shutting down'));
+    for (const out of this.outgoing.values()) {
+      out.active?.abort(aborted('SHUTTING_DOWN', 'the page streamer is shutting down'));
+      out.link.close();
+    }
     for (const session of this.sessions.values()) session.close();
     for (const connection of this.connections) connection.drop('the page streamer is shutting down');
     await this.listener.close();
@@ -217,7 +224,7 @@ export class PageStreamer {
     fence: Fence,
     params: { peerEndpoint: string; token: string },
     cancelled: AbortSignal | undefined,
-    op: (target: { migrationId: string; epoch: bigint; signal: AbortSignal }) => Promise<T>,
+    op: (target: { migrationId: string; epoch: bigint; signal: AbortSignal }, link: DataLink) => Promise<T>,
   ): Promise<T> {
     checkFence(fence);
     if (!params.peerEndpoint) throw invalidArgument('PEER_ENDPOINT_REQUIRED', 'peer_endpoint is required');
@@ -225,7 +232,7 @@ export class PageStreamer {
     let out = this.outgoing.get(fence.migrationId);
     if (out && fence.epoch < out.epoch) throw staleEpoch(fence, out.epoch);
     if (!out) {
-      out = { epoch: fence.epoch, active: null };
+      out = { epoch: fence.epoch, active: null, link: new DataLink() };
       this.outgoing.set(fence.migrationId, out);
     }
     out.epoch = fence.epoch;
@@ -236,7 +243,7 @@ export class PageStreamer {
     if (cancelled?.aborted) onCancel();
     cancelled?.addEventListener('abort', onCancel, { once: true });
     try {
-      return await op({ migrationId: fence.migrationId, epoch: fence.epoch, signal: controller.signal });
+      return await op({ migrationId: fence.migrationId, epoch: fence.epoch, signal: controller.signal }, out.link);
     } finally {
       cancelled?.removeEventListener('abort', onCancel);
       if (out.active === controller) out.active = null;

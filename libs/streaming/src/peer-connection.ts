@@ -15,8 +15,6 @@ export interface PeerConnectionOptions {
   connectTimeoutMs: number;
   /** Fail when waiting on the receiver (drain, an ack) brings no activity for this long. */
   inactivityTimeoutMs: number;
-  /** Aborts the connection from outside (a superseding call, CloseSession, shutdown). */
-  signal?: AbortSignal;
 }
 
 /** How much the socket buffers before write() asks us to wait: two full batches. */
@@ -56,7 +54,6 @@ export class PeerConnection {
     socket.on('close', () => {
       if (!this.closing) this.fail(unavailable('PEER_DISCONNECTED', `the receiver at ${endpoint} closed the data connection`));
     });
-    opts.signal?.addEventListener('abort', () => this.fail(asError(opts.signal!.reason)), { once: true });
     this.watchdog = setInterval(() => this.checkActivity(), Math.min(1000, opts.inactivityTimeoutMs));
     this.watchdog.unref();
     void this.readAcks(new StreamReader(socket));
@@ -65,7 +62,6 @@ export class PeerConnection {
   static connect(endpoint: string, opts: PeerConnectionOptions): Promise<PeerConnection> {
     const { host, port } = parseEndpoint(endpoint);
     return new Promise((resolve, reject) => {
-      if (opts.signal?.aborted) return reject(asError(opts.signal.reason));
       // Node hands highWaterMark on to the socket's streams; @types/node does not list it here.
       const socket = connect({ host, port, highWaterMark: WRITE_HIGH_WATER_BYTES } as NetConnectOpts);
       const timer = setTimeout(() => {
@@ -87,6 +83,22 @@ export class PeerConnection {
   /** Aborted when the connection fails: pass it to anything that waits while sending. */
   get signal(): AbortSignal {
     return this.controller.signal;
+  }
+
+  /** True once the connection failed (its socket is gone): it cannot carry another round. */
+  get isFailed(): boolean {
+    return this.failure !== null;
+  }
+
+  /**
+   * Fails the connection when `signal` aborts (a superseding call, CloseSession, shutdown), until
+   * the returned function is called.
+   */
+  watch(signal: AbortSignal): () => void {
+    const onAbort = () => this.fail(asError(signal.reason));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    return () => signal.removeEventListener('abort', onAbort);
   }
 
   /**

@@ -176,6 +176,8 @@ export class ReceiveConnection implements SessionConnection {
       if (this.dropped) return;
       const payloadProblem = checkPayload(h, payload);
       if (payloadProblem) return this.refuse(h.sequence, h.round, payloadProblem);
+      // A connection carries many rounds: each brings the sender's trace context along.
+      if (h.traceparent) this.traceContext = contextOfTraceparent(h.traceparent);
 
       if ((h.flags & VCPU_STATE) !== 0) {
         const span = tracer.startSpan(

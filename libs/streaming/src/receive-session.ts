@@ -27,6 +27,8 @@ export interface ReceiveStatusView {
   rejections: RejectionRecord[];
   lastRoundComplete: number | null;
   stateReceived: boolean;
+  /** Data connections accepted for this session. */
+  connections: number;
 }
 
 /** What a session asks of a connection: to go away (superseded, session closed, epoch replaced). */
@@ -43,6 +45,7 @@ export class ReceiveSession {
   rejectedBatches = 0;
   lastRoundComplete: number | null = null;
   stateReceived = false;
+  connections = 0;
   private readonly rejections: RejectionRecord[] = [];
   private connection: SessionConnection | null = null;
   private closed = false;
@@ -62,6 +65,7 @@ export class ReceiveSession {
 
   /** The connection that is sending now; an older one is dropped (its sender gave up on it). */
   attach(connection: SessionConnection): void {
+    this.connections++;
     const previous = this.connection;
     this.connection = connection;
     previous?.drop('a newer connection of the same session took over');
@@ -112,6 +116,7 @@ export class ReceiveSession {
       rejections: this.rejections.map((r) => ({ ...r })),
       lastRoundComplete: this.lastRoundComplete,
       stateReceived: this.stateReceived,
+      connections: this.connections,
     };
   }
 }

@@ -1,21 +1,24 @@
 // The source side of one round (SendRound): take the round's send set from the local memory
-// tracker, open a data connection to the receiver, and stream the set in batches of at most 1024
-// pages, under the bandwidth cap and the socket's backpressure; the last batch carries
-// END_OF_ROUND, and the round is done when the receiver acknowledges it (every page written).
+// tracker and stream it over the migration's data link (data-link.ts: one connection kept from
+// round to round) in batches of at most 1024 pages, under the bandwidth cap and the socket's
+// backpressure; the last batch carries END_OF_ROUND, and the round is done when the receiver
+// acknowledges it (every page written). With include_state (the stop-and-copy round) the
+// suspended domain's state follows the pages on the same connection and ends the stream.
 // With xen-legacy's to_skip, the dirty bitmap is PEEKed before each batch and pages dirtied again
 // since the round's CLEAN are left for the next round.
 
 import { MAX_BATCH_PAGES, type HypervisorDriver } from '@ferry/hypervisor';
-import { ChecksumAlgorithm, PageBatchFlag, PageStreamHello, PayloadCompression } from '@ferry/proto';
+import { ChecksumAlgorithm, PageBatchFlag, PayloadCompression } from '@ferry/proto';
 import { failedPrecondition, type Logger } from '@ferry/runtime';
 import { BatchEncoder, type EncodedBatch } from './batch-encoder';
+import type { DataLink, LinkLease } from './data-link';
 import { internal } from './errors';
-import { PeerConnection } from './peer-connection';
+import type { PeerConnection } from './peer-connection';
 import { SendSetCursor } from './send-set-cursor';
-import type { SendSetSource } from './send-set-source';
+import type { PreparedRound, SendSetSource } from './send-set-source';
 import { TokenBucket } from './token-bucket';
-import { activeTraceparent } from './trace-context';
-import { frame, PROTOCOL_VERSION } from './wire/frames';
+import { SpanStatusCode, context, trace } from '@opentelemetry/api';
+import { activeTraceparent, tracer } from './trace-context';
 
 export interface SenderTimeouts {
   connectTimeoutMs: number;
@@ -55,6 +58,10 @@ export interface SendRoundRequest extends SessionTarget {
   sendZeroPages?: boolean;
   /** CRC-32 unless a test asks otherwise. */
   checksum?: ChecksumAlgorithm;
+  /** The stop-and-copy round: send the suspended domain's state after the pages and end the stream. */
+  includeState?: boolean;
+  /** The stop-and-copy round is not prepared yet: have the local memory tracker prepare it first. */
+  prepareFinal?: boolean;
 }
 
 export interface SendRoundStats {
@@ -69,23 +76,34 @@ export interface SendRoundStats {
   batches: number;
   elapsedMs: number;
   throughputBps: number;
+  /** With includeState: bytes of vCPU and device state sent after the pages. */
+  stateBytes: number;
+  /** With prepareFinal: the tracker's counts for the round. */
+  prepared?: PreparedRound;
   /** The cap's accounting (absent when unlimited): bytes granted and time told to wait. */
   throttle?: { grantedBytes: number; throttledMs: number; burstBytes: number; bytesPerSecond: number };
 }
 
-export async function sendRound(deps: SenderDeps, req: SendRoundRequest): Promise<SendRoundStats> {
+export async function sendRound(deps: SenderDeps, req: SendRoundRequest, link: DataLink): Promise<SendRoundStats> {
+  const prepared = req.prepareFinal ? await deps.sendSets.prepareFinal({ migrationId: req.migrationId, epoch: req.epoch }, req.round) : undefined;
+  // The round's time is the streaming's: the tracker reports its own (prepared.elapsedMs).
   const started = performance.now();
   const set = await deps.sendSets.take(req.migrationId, req.round);
   if (set.domid !== req.domid) {
     throw failedPrecondition('DOMID_MISMATCH', `round ${req.round} of migration ${req.migrationId} tracks domain ${set.domid}, not ${req.domid}`);
   }
+  // EBUSY (FAILED_PRECONDITION) while the domain still runs: read before a page is sent.
+  const state = req.includeState ? await deps.driver.getVcpuContext(req.domid) : null;
   const encoder = new BatchEncoder(deps.driver, req.domid, req.migrationId, {
     compression: req.compression,
     checksum: req.checksum ?? ChecksumAlgorithm.CHECKSUM_ALGORITHM_CRC32,
     sendZeroPages: req.sendZeroPages ?? false,
   });
   const bucket = req.bandwidthBps > 0 ? TokenBucket.forBitsPerSecond(req.bandwidthBps) : null;
-  const conn = await openSession(deps, req);
+  const lease = await link.lease(deps, req, req.signal);
+  const conn = lease.conn;
+  // A round that opened the connection pays for its hello.
+  const wireAtStart = lease.opened ? 0 : conn.wireBytes;
   const stats: SendRoundStats = {
     round: req.round,
     pagesSent: 0,
@@ -97,36 +115,42 @@ export async function sendRound(deps: SenderDeps, req: SendRoundRequest): Promis
     batches: 0,
     elapsedMs: 0,
     throughputBps: 0,
+    stateBytes: 0,
+    prepared,
   };
   try {
     const cursor = new SendSetCursor(set.bitmap, set.maxPages);
-    let sequence = 0;
+    const traceparent = activeTraceparent();
+    let endOfRound = 0;
     for (;;) {
       const skip = set.skipRedirtiedPages ? (await deps.driver.logDirtyPeek(req.domid)).bitmap : null;
       const pfns = cursor.next(MAX_BATCH_PAGES, skip);
       const last = cursor.done;
       if (pfns.length === 0 && !last) continue; // every page of this stretch was skipped
-      const flags = last ? PageBatchFlag.PAGE_BATCH_FLAG_END_OF_ROUND | PageBatchFlag.PAGE_BATCH_FLAG_END_OF_STREAM : 0;
-      const batch = await encoder.encode(req.round, ++sequence, pfns, flags);
+      const flags = last ? PageBatchFlag.PAGE_BATCH_FLAG_END_OF_ROUND : 0;
+      const sequence = lease.nextSequence();
+      const batch = await encoder.encode(req.round, sequence, pfns, flags, stats.batches === 0 ? traceparent : '');
       await writeBatch(conn, bucket, batch);
       stats.batches++;
       stats.pagesSent += batch.rawPages + batch.zeroPages;
       stats.zeroPages += batch.zeroPages;
       stats.absentPages += batch.absentPages;
       stats.dataBytes += batch.dataBytes;
-      if (last) break;
+      if (last) {
+        endOfRound = sequence;
+        break;
+      }
     }
     stats.skippedPages = cursor.skipped;
-    const ack = await conn.nextAck();
-    if (Number(ack.sequence) !== sequence) {
-      throw internal('UNEXPECTED_ACK', `the receiver acknowledged batch ${ack.sequence}, expected the end of round ${req.round} (batch ${sequence})`);
-    }
-    conn.close();
+    await (state ? sendStateAfterPages(lease, encoder, state, endOfRound, req.round) : expectAck(conn, endOfRound, `the end of round ${req.round}`));
+    stats.stateBytes = state?.byteLength ?? 0;
+    stats.wireBytes = conn.wireBytes - wireAtStart;
+    lease.release(state !== null);
   } catch (err) {
     conn.fail(err instanceof Error ? err : new Error(String(err)));
+    lease.release();
     throw err;
   }
-  stats.wireBytes = conn.wireBytes;
   stats.elapsedMs = Math.max(1, Math.round(performance.now() - started));
   stats.throughputBps = Math.round((stats.wireBytes * 8 * 1000) / stats.elapsedMs);
   if (bucket) {
@@ -137,29 +161,36 @@ export async function sendRound(deps: SenderDeps, req: SendRoundRequest): Promis
       bytesPerSecond: bucket.bytesPerSecond,
     };
   }
-  deps.logger.info({ migration_id: req.migrationId, ...stats, throttle: undefined }, 'round sent');
+  deps.logger.info({ migration_id: req.migrationId, ...stats, throttle: undefined, prepared: undefined }, 'round sent');
   return stats;
 }
 
-/** Connects, says hello, and waits for the receiver to accept the session. */
-export async function openSession(deps: SenderDeps, target: SessionTarget): Promise<PeerConnection> {
-  const conn = await PeerConnection.connect(target.peerEndpoint, { ...deps.timeouts, signal: target.signal });
+/** The state after the final round's pages, in a span of its own that the target's "load vCPU state" continues. */
+async function sendStateAfterPages(lease: LinkLease, encoder: BatchEncoder, state: Uint8Array, endOfRound: number, round: number): Promise<void> {
+  const span = tracer.startSpan('send vCPU state', { attributes: { 'ferry.state_bytes': state.byteLength } });
   try {
-    const hello = PageStreamHello.encode({
-      protocolVersion: PROTOCOL_VERSION,
-      migrationId: target.migrationId,
-      epoch: target.epoch,
-      token: target.token,
-      senderHost: deps.hostName,
-      traceparent: activeTraceparent(),
-    }).finish();
-    await conn.write(frame(hello));
-    const ack = await conn.nextAck();
-    if (ack.sequence !== 0n) throw internal('UNEXPECTED_ACK', `the receiver answered the hello with an ack for batch ${ack.sequence}`);
-    return conn;
+    await context.with(trace.setSpan(context.active(), span), async () => {
+      const sequence = lease.nextSequence();
+      const flags = PageBatchFlag.PAGE_BATCH_FLAG_VCPU_STATE | PageBatchFlag.PAGE_BATCH_FLAG_END_OF_STREAM;
+      const batch = encoder.encodeState(sequence, flags, state, activeTraceparent());
+      await lease.conn.write(batch.frame);
+      if (batch.payload.length > 0) await lease.conn.write(batch.payload);
+      await expectAck(lease.conn, endOfRound, `the end of round ${round}`);
+      await expectAck(lease.conn, sequence, 'the domain state');
+    });
   } catch (err) {
-    conn.fail(err instanceof Error ? err : new Error(String(err)));
+    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
     throw err;
+  } finally {
+    span.end();
+  }
+}
+
+/** The next ack must be for batch `sequence` (acks come for the hello, ends of rounds and the state). */
+export async function expectAck(conn: PeerConnection, sequence: number, what: string): Promise<void> {
+  const ack = await conn.nextAck();
+  if (Number(ack.sequence) !== sequence) {
+    throw internal('UNEXPECTED_ACK', `the receiver acknowledged batch ${ack.sequence}, expected ${what} (batch ${sequence})`);
   }
 }
 

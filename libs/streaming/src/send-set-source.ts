@@ -1,5 +1,7 @@
 // Where the sender gets a round's send set: the local memory tracker (TakeSendSet over gRPC, at
-// FERRY_MEMORY_TRACKER). Dirty bitmaps never leave the host.
+// FERRY_MEMORY_TRACKER). Dirty bitmaps never leave the host. For the stop-and-copy round the
+// sender also asks the tracker to prepare it (SendRound prepare_final), so the coordinator makes
+// one call for the round, not two.
 
 import { credentials } from '@grpc/grpc-js';
 import { MemoryTrackerClient } from '@ferry/proto';
@@ -17,8 +19,23 @@ export interface TakenSendSet {
   skipRedirtiedPages: boolean;
 }
 
+/** A round the tracker prepared: PrepareRound's counts. */
+export interface PreparedRound {
+  round: number;
+  dirtyCount: number;
+  faultCount: number;
+  pagesToSend: number;
+  pagesDeferred: number;
+  pagesReleased: number;
+  layers: { cold: number; warm: number; hot: number };
+  populatedPages: number;
+  elapsedMs: number;
+}
+
 export interface SendSetSource {
   take(migrationId: string, round: number): Promise<TakenSendSet>;
+  /** PrepareRound of the stop-and-copy round (the FINAL CLEAN of the suspended domain). */
+  prepareFinal(fence: { migrationId: string; epoch: bigint }, round: number): Promise<PreparedRound>;
   close(): void;
 }
 
@@ -48,6 +65,21 @@ export class GrpcSendSetSource implements SendSetSource {
     };
   }
 
+  async prepareFinal(fence: { migrationId: string; epoch: bigint }, round: number): Promise<PreparedRound> {
+    const res = await call(this.client.prepareRound, this.client, { fence, round, final: true }, this.deadlineMs);
+    return {
+      round: res.round,
+      dirtyCount: Number(res.dirtyCount),
+      faultCount: Number(res.faultCount),
+      pagesToSend: Number(res.pagesToSend),
+      pagesDeferred: Number(res.pagesDeferred),
+      pagesReleased: Number(res.pagesReleased),
+      layers: { cold: Number(res.layers?.cold ?? 0n), warm: Number(res.layers?.warm ?? 0n), hot: Number(res.layers?.hot ?? 0n) },
+      populatedPages: Number(res.populatedPages),
+      elapsedMs: Number(res.elapsedMs),
+    };
+  }
+
   close(): void {
     this.client.close();
   }
@@ -57,6 +89,10 @@ export class GrpcSendSetSource implements SendSetSource {
 export class NoSendSetSource implements SendSetSource {
   take(): Promise<TakenSendSet> {
     return Promise.reject<TakenSendSet>(noTracker());
+  }
+
+  prepareFinal(): Promise<PreparedRound> {
+    return Promise.reject<PreparedRound>(noTracker());
   }
 
   close(): void {}

@@ -1,10 +1,12 @@
-// The source side of SendState: read the suspended domain's vCPU and device state and send it as
-// one VCPU_STATE batch; done when the receiver acknowledges having loaded it into its domain.
+// SendState: the suspended domain's vCPU and device state on its own, over the migration's data
+// link, ending the stream. The coordinator sends the state with the stop-and-copy round
+// (SendRound include_state); this call is for a caller that sent the final round without it.
 
 import { ChecksumAlgorithm, PageBatchFlag, PayloadCompression } from '@ferry/proto';
 import { BatchEncoder } from './batch-encoder';
-import { internal } from './errors';
-import { openSession, type SenderDeps, type SessionTarget } from './round-sender';
+import type { DataLink } from './data-link';
+import { expectAck, type SenderDeps, type SessionTarget } from './round-sender';
+import { activeTraceparent } from './trace-context';
 
 export interface SendStateRequest extends SessionTarget {
   domid: number;
@@ -15,7 +17,7 @@ export interface SendStateStats {
   elapsedMs: number;
 }
 
-export async function sendState(deps: SenderDeps, req: SendStateRequest): Promise<SendStateStats> {
+export async function sendState(deps: SenderDeps, req: SendStateRequest, link: DataLink): Promise<SendStateStats> {
   const started = performance.now();
   // EBUSY (FAILED_PRECONDITION) while the domain still runs.
   const state = await deps.driver.getVcpuContext(req.domid);
@@ -23,16 +25,18 @@ export async function sendState(deps: SenderDeps, req: SendStateRequest): Promis
     compression: PayloadCompression.PAYLOAD_COMPRESSION_NONE,
     checksum: ChecksumAlgorithm.CHECKSUM_ALGORITHM_CRC32,
   });
-  const conn = await openSession(deps, req);
+  const lease = await link.lease(deps, req, req.signal);
+  const conn = lease.conn;
   try {
-    const batch = encoder.encodeState(1, PageBatchFlag.PAGE_BATCH_FLAG_VCPU_STATE | PageBatchFlag.PAGE_BATCH_FLAG_END_OF_STREAM, state);
+    const sequence = lease.nextSequence();
+    const batch = encoder.encodeState(sequence, PageBatchFlag.PAGE_BATCH_FLAG_VCPU_STATE | PageBatchFlag.PAGE_BATCH_FLAG_END_OF_STREAM, state, activeTraceparent());
     await conn.write(batch.frame);
     if (batch.payload.length > 0) await conn.write(batch.payload);
-    const ack = await conn.nextAck();
-    if (ack.sequence !== 1n) throw internal('UNEXPECTED_ACK', `the receiver acknowledged batch ${ack.sequence}, expected the state (batch 1)`);
-    conn.close();
+    await expectAck(conn, sequence, 'the domain state');
+    lease.release(true);
   } catch (err) {
     conn.fail(err instanceof Error ? err : new Error(String(err)));
+    lease.release();
     throw err;
   }
   const elapsedMs = Math.max(1, Math.round(performance.now() - started));

@@ -1,7 +1,8 @@
 // The trace context across the data connection: the sender puts the W3C traceparent of its
-// active span (its "send round" span) into the hello, and the receiver makes its spans for the
-// connection ("write round N", "load vCPU state") children of it, so they join the migration's
-// trace although no gRPC call carries them. Only @opentelemetry/api: without an SDK registered
+// active span into the hello and, since one connection carries many rounds, into the first batch
+// of each round ("send round N") and the state batch ("send vCPU state"); the receiver makes its
+// spans ("write round N", "load vCPU state") children of it, so they join the migration's trace
+// although no gRPC call carries them. Only @opentelemetry/api: without an SDK registered
 // (tests, tools) this is all no-ops.
 
 import { ROOT_CONTEXT, context, propagation, trace, type Context } from '@opentelemetry/api';

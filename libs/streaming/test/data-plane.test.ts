@@ -45,7 +45,7 @@ describe('the page data plane', () => {
     });
     // The guest publishes its service address once its store has filled its memory.
     await waitFor('the guest to boot', () => a.driver.xenstoreRead(xsPaths.serviceAddress(domid)).then((v) => v !== null));
-    deps = { driver: a.driver, sendSets: { take: () => Promise.reject(new Error('unused')), close: () => undefined }, hostName: 'src', logger: pair.logger, timeouts: DEFAULT_SENDER_TIMEOUTS };
+    deps = { driver: a.driver, sendSets: { take: () => Promise.reject(new Error('unused')), prepareFinal: () => Promise.reject(new Error('unused')), close: () => undefined }, hostName: 'src', logger: pair.logger, timeouts: DEFAULT_SENDER_TIMEOUTS };
   });
 
   after(async () => {
@@ -78,7 +78,7 @@ describe('the page data plane', () => {
     corrupted[corrupted.length - 100] ^= 0x40;
     batch.release();
 
-    const conn = await openSession(deps, { ...r.fence, peerEndpoint: r.endpoint, token: r.token, signal: new AbortController().signal });
+    const conn = await openSession(deps, { ...r.fence, peerEndpoint: r.endpoint, token: r.token });
     await conn.write(batch.frame);
     await conn.write(corrupted);
     await assert.rejects(conn.nextAck(), expectError(status.DATA_LOSS, 'CHECKSUM_MISMATCH', /^batch 1 of round 0: checksum mismatch/));
@@ -92,7 +92,7 @@ describe('the page data plane', () => {
 
     // The session survives the refusal: the same batch, intact, is accepted on a new connection.
     const intact = await encoder.encode(0, 1, pfns, END);
-    const retry = await openSession(deps, { ...r.fence, peerEndpoint: r.endpoint, token: r.token, signal: new AbortController().signal });
+    const retry = await openSession(deps, { ...r.fence, peerEndpoint: r.endpoint, token: r.token });
     await retry.write(intact.frame);
     await retry.write(intact.payload);
     assert.equal((await retry.nextAck()).sequence, 1n);
@@ -118,7 +118,7 @@ describe('the page data plane', () => {
       ...over,
     });
     const attempt = async (h: BatchHeader, payloadBytes: number) => {
-      const conn = await openSession(deps, { ...r.fence, peerEndpoint: r.endpoint, token: r.token, signal: new AbortController().signal });
+      const conn = await openSession(deps, { ...r.fence, peerEndpoint: r.endpoint, token: r.token });
       await conn.write(encodeBatchHeaderFrame(h));
       if (payloadBytes > 0) await conn.write(Buffer.alloc(payloadBytes, 1));
       const ack = await conn.nextAck();
@@ -179,7 +179,7 @@ describe('the page data plane', () => {
     const token = newToken();
     assert.equal((await pair.target.openReceiveSession(newer, r.targetDomid, token)).status.epoch, 3n);
     const hello = (t: string, epoch: bigint) =>
-      openSession(deps, { migrationId: r.fence.migrationId, epoch, peerEndpoint: r.endpoint, token: t, signal: new AbortController().signal });
+      openSession(deps, { migrationId: r.fence.migrationId, epoch, peerEndpoint: r.endpoint, token: t, });
     await assert.rejects(hello(r.token, 3n), expectError(status.ABORTED, 'BAD_TOKEN'));
     await assert.rejects(hello(token, 2n), expectError(status.ABORTED, 'STALE_EPOCH'));
     (await hello(token, 3n)).close();
@@ -258,7 +258,7 @@ describe('the page data plane', () => {
     await trackRound0(r.fence);
     const pfns = bitmapPfns(await pair.hosts.hosts[0].driver.p2m(domid)).slice(0, 512);
     const encoder = new BatchEncoder(deps.driver, domid, r.fence.migrationId, { compression: NO_COMPRESSION, checksum: ChecksumAlgorithm.CHECKSUM_ALGORITHM_CRC32 });
-    const conn = await openSession(deps, { ...r.fence, peerEndpoint: r.endpoint, token: r.token, signal: new AbortController().signal });
+    const conn = await openSession(deps, { ...r.fence, peerEndpoint: r.endpoint, token: r.token });
     const batch = await encoder.encode(0, 1, pfns, 0);
     await conn.write(batch.frame);
     await conn.write(batch.payload);
@@ -292,6 +292,40 @@ describe('the page data plane', () => {
     await pair.tracker.stopTracking(r.fence);
   });
 
+  it('rounds share one data connection; after the receiver drops it, the next round connects again', async () => {
+    const r = await receiver('linked');
+    await trackRound0(r.fence);
+    const send = (round: number) => pair.source.sendRound({ fence: r.fence, round, domid, peerEndpoint: r.endpoint, token: r.token, bandwidthBps: 0, compression: NO_COMPRESSION });
+    const first = await send(0);
+    for (const round of [1, 2]) {
+      await pair.tracker.prepareRound(r.fence, round, false);
+      await send(round);
+    }
+    let s = pair.target.getReceiveStatus(r.fence.migrationId);
+    assert.equal(s.lastRoundComplete, 2);
+    assert.equal(s.connections, 1, 'three rounds, one connection');
+    assert.equal(s.connected, true, 'the connection stays open between rounds');
+    assert.ok(first.wireBytes > 0);
+
+    // The receiver drops the idle connection (its session closed and reopened, as after a restart).
+    pair.target.closeSession(r.fence);
+    await pair.target.openReceiveSession(r.fence, r.targetDomid, r.token);
+    await pair.tracker.prepareRound(r.fence, 3, false);
+    // The sender learns of the drop from the socket; if the round started first, it fails with
+    // UNAVAILABLE (which the coordinator retries) and the retry connects again.
+    const third = await send(3).catch(async (err: unknown) => {
+      expectError(status.UNAVAILABLE, 'PEER_DISCONNECTED')(err);
+      return send(3);
+    });
+    s = pair.target.getReceiveStatus(r.fence.migrationId);
+    assert.equal(s.lastRoundComplete, 3);
+    assert.equal(s.connections, 1, 'the reopened session got one new connection');
+    assert.equal(s.pagesReceived, third.pagesSent + third.absentPages);
+    assert.equal(pair.source.closeSession(r.fence).closed, true);
+    await waitFor('the closed link to go', () => !pair.target.getReceiveStatus(r.fence.migrationId).connected);
+    await pair.tracker.stopTracking(r.fence);
+  });
+
   it('ZERO pages cost a header entry, ABSENT (ballooned) pages are never sent as data nor populated on the target', async () => {
     const [a, b] = pair.hosts.hosts;
     const ballooned = await a.driver.createDomain({ name: 'ballooned', maxPages: GUEST_PAGES, workload: { kind: 'idle', seed: 1, freeFraction: 0.8 } });
@@ -315,7 +349,7 @@ describe('the page data plane', () => {
     assert.deepEqual([...batch.header.encodings!], [PageEncoding.PAGE_ENCODING_RAW, PageEncoding.PAGE_ENCODING_ZERO, PageEncoding.PAGE_ENCODING_ABSENT]);
     assert.equal(batch.payload.length, PAGE_SIZE, 'only the data page is in the payload');
     assert.deepEqual([batch.rawPages, batch.zeroPages, batch.absentPages], [1, 1, 1]);
-    const conn = await openSession({ ...deps, driver: a.driver }, { ...r.fence, peerEndpoint: r.endpoint, token: r.token, signal: new AbortController().signal });
+    const conn = await openSession(deps, { ...r.fence, peerEndpoint: r.endpoint, token: r.token });
     await conn.write(batch.frame);
     await conn.write(batch.payload);
     await conn.nextAck();

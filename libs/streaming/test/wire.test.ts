@@ -29,6 +29,7 @@ function sampleHeader(): BatchHeader {
     payloadLength: 8192,
     checksumAlgorithm: ChecksumAlgorithm.CHECKSUM_ALGORITHM_CRC32,
     checksum: computeChecksum(ChecksumAlgorithm.CHECKSUM_ALGORITHM_CRC32, Buffer.from('payload')),
+    traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
   };
 }
 
@@ -48,6 +49,7 @@ describe('batch header codec', () => {
       payloadLength: h.payloadLength,
       checksumAlgorithm: h.checksumAlgorithm,
       checksum: Buffer.from(h.checksum),
+      traceparent: h.traceparent!,
     }).finish();
     assert.equal(frame.readUInt32BE(0), generated.length);
     assert.deepEqual(frame.subarray(4), Buffer.from(generated));
@@ -67,6 +69,7 @@ describe('batch header codec', () => {
         payloadLength: 8192,
         checksumAlgorithm: 0,
         checksum: Buffer.alloc(0),
+        traceparent: '',
       }).finish(),
     );
     const h = decodeBatchHeader(bytes, 0, bytes.length);

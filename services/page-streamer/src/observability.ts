@@ -1,7 +1,8 @@
 // What the page streamer tells about a migration's work. Source side: a "send round N" span per
-// SendRound and a "send vCPU state" span per SendState; their context travels in the data
-// connection's hello, so the target's "write round N" / "load vCPU state" spans (made by
-// @ferry/streaming's receiver, which has no gRPC call per round) are their children. Prometheus
+// SendRound (the final round's holds @ferry/streaming's "send vCPU state") and a "send vCPU state"
+// span per SendState; their context travels in the data stream (trace-context.ts), so the target's
+// "write round N" / "load vCPU state" spans (made by @ferry/streaming's receiver, which has no
+// gRPC call per round) are their children. Prometheus
 // metrics count both directions; the received side is read from the streamer's totals.
 
 import { SpanKind, trace } from '@opentelemetry/api';

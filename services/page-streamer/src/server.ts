@@ -33,7 +33,10 @@ export function pageStreamerHandlers(streamer: PageStreamer, logger: Logger): Pa
         bandwidthBps: Number(req.bandwidthBps),
         compression: req.compression,
         sendZeroPages: req.sendZeroPages,
+        includeState: req.includeState,
+        prepareFinal: req.prepareFinal,
       }, cancellation(call));
+      const p = s.prepared;
       return {
         round: s.round,
         pagesSent: BigInt(s.pagesSent),
@@ -45,6 +48,19 @@ export function pageStreamerHandlers(streamer: PageStreamer, logger: Logger): Pa
         elapsedMs: BigInt(s.elapsedMs),
         throughputBps: BigInt(s.throughputBps),
         skippedPages: BigInt(s.skippedPages),
+        stateBytes: BigInt(s.stateBytes),
+        prepared: p && {
+          round: p.round,
+          dirtyCount: BigInt(p.dirtyCount),
+          faultCount: BigInt(p.faultCount),
+          pagesToSend: BigInt(p.pagesToSend),
+          pagesDeferred: BigInt(p.pagesDeferred),
+          pagesReleased: BigInt(p.pagesReleased),
+          pagesSkipped: 0n,
+          layers: { cold: BigInt(p.layers.cold), warm: BigInt(p.layers.warm), hot: BigInt(p.layers.hot) },
+          populatedPages: BigInt(p.populatedPages),
+          elapsedMs: BigInt(p.elapsedMs),
+        },
       };
     }),
     sendState: unary(logger, 'SendState', async (req, call) => {
@@ -141,5 +157,6 @@ function statusMessage(s: ReceiveStatusView): ReceiveStatus {
     rejections: s.rejections.map((r) => ({ sequence: BigInt(r.sequence), round: r.round, reason: r.reason, message: r.message })),
     lastRoundComplete: s.lastRoundComplete ?? undefined,
     stateReceived: s.stateReceived,
+    connections: s.connections,
   };
 }

@@ -81,7 +81,7 @@ describe('page-streamer service processes', () => {
       call(
         sourceStreamer.sendRound,
         sourceStreamer,
-        { fence, round, domid, peerEndpoint: opened.dataEndpoint, token, bandwidthBps, compression: PayloadCompression.PAYLOAD_COMPRESSION_NONE, sendZeroPages: false },
+        { fence, round, domid, peerEndpoint: opened.dataEndpoint, token, bandwidthBps, compression: PayloadCompression.PAYLOAD_COMPRESSION_NONE, sendZeroPages: false, includeState: false, prepareFinal: false },
         120_000,
       );
     return { domid, targetDomid, fence, token, endpoint: opened.dataEndpoint, sendRound };
@@ -150,6 +150,8 @@ describe('page-streamer service processes', () => {
         bandwidthBps: 0n,
         compression: PayloadCompression.PAYLOAD_COMPRESSION_NONE,
         sendZeroPages: false,
+        includeState: false,
+        prepareFinal: false,
       }),
       (err: unknown) => (err as ServiceError).code === status.ABORTED && reasonOf(err) === 'BAD_TOKEN',
     );
@@ -167,7 +169,7 @@ describe('page-streamer service processes', () => {
     // A kv guest holds megabytes of data from boot on: at 2 Mbit/s its round 0 takes over a minute.
     const m = await migrationSetup('abandoned', 'kv');
     await call(tracker.prepareRound, tracker, { fence: m.fence, round: 0, final: false });
-    const request = { fence: m.fence, round: 0, domid: m.domid, peerEndpoint: m.endpoint, token: m.token, bandwidthBps: 2_000_000n, compression: PayloadCompression.PAYLOAD_COMPRESSION_NONE, sendZeroPages: false };
+    const request = { fence: m.fence, round: 0, domid: m.domid, peerEndpoint: m.endpoint, token: m.token, bandwidthBps: 2_000_000n, compression: PayloadCompression.PAYLOAD_COMPRESSION_NONE, sendZeroPages: false, includeState: false, prepareFinal: false };
     await assert.rejects(call(sourceStreamer.sendRound, sourceStreamer, request, 1500), (err: unknown) => (err as ServiceError).code === status.DEADLINE_EXCEEDED);
     // The source streamer notices the cancellation and drops the data connection.
     await waitFor('the data connection to go', async () => {

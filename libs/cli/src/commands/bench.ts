@@ -3,7 +3,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BENCH_WORKLOADS, lineChartSvg, parseVariant, runBench, VARIANTS_DEFAULT, type BenchRun, type BenchWorkload } from '@ferry/bench';
+import { BENCH_WORKLOADS, lineChartSvg, parseVariant, runBench, seedMedians, VARIANTS_DEFAULT, type BenchRun, type BenchWorkload, type SeedMedians } from '@ferry/bench';
 import { startLab, stopLab } from '@ferry/lab';
 import { parseBandwidthBits, parseBytes } from '@ferry/runtime';
 import { num, parse, UsageError } from '../args';
@@ -19,9 +19,10 @@ every workload and seed boots the same guest once per policy variant, lets it ru
 seconds, migrates it from host-1 to host-2 under one bandwidth cap and removes it. Variants
 (--policies): xen-4.17, xen-legacy, layered, each optionally "+compaction" (default: the
 ablation ${VARIANTS_DEFAULT.join(', ')}). Guest knobs: --memory --free --write-rate --hot-set --zipf
---phase-seconds --pattern. --json FILE writes every run (the "ferry migrate --json" fields, the
-rounds, ratios against xen-4.17); --svg-dir DIR writes a chart per workload (pages sent and dirty
-pages per round, per variant).`,
+--phase-seconds --pattern. With several seeds a second table gives, per workload and variant, the
+medians over seeds and the medians of the per-seed ratios. --json FILE writes every run (the
+"ferry migrate --json" fields, the rounds, ratios against xen-4.17) and those medians; --svg-dir
+DIR writes a chart per workload (pages sent and dirty pages per round, per variant).`,
   async run(argv) {
     const { values } = parse(argv, {
       workloads: { type: 'string' },
@@ -65,7 +66,7 @@ pages per round, per variant).`,
     if (!coordinator) {
       labDir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
       console.error(`bench: starting a two-host lab in ${labDir}`);
-      coordinator = (await startLab({ dir: labDir, hosts: 2, detached: false })).coordinator;
+      coordinator = (await startLab({ dir: labDir, hosts: 2, detached: false, privateNats: true })).coordinator;
     }
     const started = Date.now();
     try {
@@ -91,9 +92,12 @@ pages per round, per variant).`,
         log: (l) => console.error(`bench: ${l}`),
       });
       printTable(runs);
+      const medians = seeds.length > 1 ? seedMedians(runs) : [];
+      if (medians.length > 0) printMedians(medians);
       console.log(`\n${runs.length} migrations in ${((Date.now() - started) / 1000).toFixed(0)} s at ${bandwidthBits / 1e6} Mbit/s`);
       if (values.json) {
-        writeFileSync(values.json, JSON.stringify({ command: `ferry bench ${argv.join(' ')}`, bandwidth_bits: bandwidthBits, runs }, null, 2));
+        const report = { command: `ferry bench ${argv.join(' ')}`, bandwidth_bits: bandwidthBits, runs, ...(medians.length > 0 ? { medians } : {}) };
+        writeFileSync(values.json, JSON.stringify(report, null, 2));
         console.log(`wrote ${values.json}`);
       }
       if (values['svg-dir']) {
@@ -119,6 +123,24 @@ pages per round, per variant).`,
   },
 };
 
+function printMedians(rows: SeedMedians[]): void {
+  const header = ['workload', 'variant', 'seeds', 'MiB sent', 'total ms', 'down ms', 'bytes×', 'total×', 'down×'];
+  const f = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(2));
+  const body = rows.map((r) => [
+    r.workload,
+    r.variant,
+    String(r.seeds),
+    (r.bytes_sent / 1048576).toFixed(1),
+    String(Math.round(r.total_ms)),
+    String(Math.round(r.downtime_ms)),
+    f(r.ratio_bytes),
+    f(r.ratio_total),
+    f(r.ratio_downtime),
+  ]);
+  console.log('\nmedians over seeds (ratios: the median of each seed\'s ratio to xen-4.17)');
+  printColumns(header, body);
+}
+
 function printTable(runs: BenchRun[]): void {
   const header = ['workload', 'seed', 'variant', 'outcome', 'rounds', 'MiB sent', 'total ms', 'down ms', 'bytes×', 'total×', 'down×', 'balloon MiB', 'held'];
   const f = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(2));
@@ -137,6 +159,10 @@ function printTable(runs: BenchRun[]): void {
     ((r.balloon_released_pages * 4096) / 1048576).toFixed(1),
     String(r.deferred_pages),
   ]);
+  printColumns(header, body);
+}
+
+function printColumns(header: string[], body: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ');
   console.log(fmt(header));

@@ -74,7 +74,7 @@ async function demoOnLab(settings: DemoSettings, keep: boolean): Promise<number>
   process.once('SIGTERM', onSignal);
   try {
     say(`starting a two-host lab in ${dir} …`);
-    const lab = await startLab({ dir, hosts: 2, detached: false, log: (l) => say(`  ${l}`) });
+    const lab = await startLab({ dir, hosts: 2, detached: false, privateNats: true, log: (l) => say(`  ${l}`) });
     say(`  coordinator ${lab.coordinator}, NATS ${lab.nats}${lab.natsStarted ? ' (started for the demo)' : ''}`);
     const ferry = new FerryClient(lab.coordinator);
     try {

@@ -22,6 +22,8 @@ export interface BatchHeader {
   /** ChecksumAlgorithm. */
   checksumAlgorithm: number;
   checksum: Uint8Array;
+  /** The sender's W3C traceparent, on the first batch of a round and on the state ('' when absent). */
+  traceparent?: string;
 }
 
 export class MalformedHeader extends Error {
@@ -46,6 +48,7 @@ const TAG = {
   payloadLength: (9 << 3) | 0,
   checksumAlgorithm: (10 << 3) | 0,
   checksum: (11 << 3) | 2,
+  traceparent: (12 << 3) | 2,
 } as const;
 
 const TWO_POW_32 = 2 ** 32;
@@ -86,6 +89,8 @@ export function encodeBatchHeaderFrame(h: BatchHeader): Buffer {
   if (h.payloadLength !== 0) size += 1 + varintSize(h.payloadLength);
   if (h.checksumAlgorithm !== 0) size += 1 + varintSize(h.checksumAlgorithm);
   if (h.checksum.length > 0) size += 1 + varintSize(h.checksum.length) + h.checksum.length;
+  const traceBytes = h.traceparent ? Buffer.byteLength(h.traceparent, 'utf8') : 0;
+  if (traceBytes > 0) size += 1 + varintSize(traceBytes) + traceBytes;
 
   const buf = Buffer.allocUnsafe(LENGTH_PREFIX_BYTES + size);
   buf.writeUInt32BE(size, 0);
@@ -123,6 +128,11 @@ export function encodeBatchHeaderFrame(h: BatchHeader): Buffer {
     pos = writeVarint(buf, pos, h.checksum.length);
     buf.set(h.checksum, pos);
     pos += h.checksum.length;
+  }
+  if (traceBytes > 0) {
+    buf[pos++] = TAG.traceparent;
+    pos = writeVarint(buf, pos, traceBytes);
+    pos += buf.write(h.traceparent!, pos, 'utf8');
   }
   if (pos !== buf.length) throw new Error(`batch header encoder wrote ${pos} of ${buf.length} bytes`);
   return buf;
@@ -277,6 +287,11 @@ export function decodeBatchHeader(buf: Buffer, start: number, end: number): Batc
       case TAG.checksum: {
         const [s, e] = r.delimited();
         h.checksum = buf.subarray(s, e);
+        break;
+      }
+      case TAG.traceparent: {
+        const [s, e] = r.delimited();
+        h.traceparent = buf.toString('utf8', s, e);
         break;
       }
       default:

@@ -4,7 +4,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { createLogger, type Logger } from '@ferry/runtime';
-import { NoSendSetSource, PageStreamer, type SendSetSource, type TakenSendSet } from '@ferry/streaming';
+import { NoSendSetSource, PageStreamer, type PreparedRound, type SendSetSource, type TakenSendSet } from '@ferry/streaming';
 import { MemoryTracker } from '@ferry/tracker';
 import { startEmuHosts, type TestHosts } from '../../../tracker/test/support/emu';
 
@@ -16,6 +16,10 @@ export class TrackerSendSets implements SendSetSource {
 
   take(migrationId: string, round: number): Promise<TakenSendSet> {
     return this.tracker.takeSendSet(migrationId, round);
+  }
+
+  prepareFinal(fence: { migrationId: string; epoch: bigint }, round: number): Promise<PreparedRound> {
+    return this.tracker.prepareRound(fence, round, true);
   }
 
   close(): void {}

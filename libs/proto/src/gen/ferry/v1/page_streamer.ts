@@ -21,6 +21,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Fence, PayloadCompression, payloadCompressionFromJSON, payloadCompressionToJSON } from "./common";
+import { PrepareRoundResponse } from "./memory_tracker";
 
 /**
  * The page streamer: one per host. It reads the pages of each round's send set on the source
@@ -398,6 +399,19 @@ export interface SendRoundRequest {
    * their bytes on the wire are Xen's.
    */
   sendZeroPages: boolean;
+  /**
+   * The stop-and-copy round: after its pages, send the suspended domain's vCPU and device state
+   * on the same connection and end the stream (what SendState does, without a second call and
+   * connection inside the downtime window).
+   */
+  includeState: boolean;
+  /**
+   * The stop-and-copy round, not prepared yet: the streamer first asks this host's
+   * memory-tracker to prepare it (PrepareRound with final set: the FINAL CLEAN of the suspended
+   * domain) and returns its counts in `prepared`. One call from the coordinator for the whole
+   * round instead of two, while the guest is stopped.
+   */
+  prepareFinal: boolean;
 }
 
 /** Response of PageStreamerService.SendRound. */
@@ -425,6 +439,10 @@ export interface SendRoundResponse {
    * (TakeSendSetResponse.skip_redirtied_pages, XEN_LEGACY's `to_skip`); not in pages_sent.
    */
   skippedPages: bigint;
+  /** With include_state: size of the vCPU and device state sent after the pages (0 otherwise). */
+  stateBytes: bigint;
+  /** With prepare_final: what the memory-tracker's PrepareRound answered. */
+  prepared?: PrepareRoundResponse | undefined;
 }
 
 /** Request of PageStreamerService.SendState. */
@@ -497,6 +515,11 @@ export interface ReceiveStatus {
     | undefined;
   /** True once the vCPU and device state was received and loaded into the domain. */
   stateReceived: boolean;
+  /**
+   * Data connections the sender opened for this session: one carries every round; more mean
+   * the sender reconnected (the receiver or the network dropped it).
+   */
+  connections: number;
 }
 
 /** One batch (or handshake) a receiver refused. */
@@ -642,6 +665,11 @@ export interface PageBatchHeader {
   checksumAlgorithm: ChecksumAlgorithm;
   /** The checksum value; empty with CHECKSUM_ALGORITHM_UNSPECIFIED. */
   checksum: Buffer;
+  /**
+   * The sender's W3C traceparent for this round, on the round's first batch and on the state
+   * batch (a connection carries many rounds; the receiver's spans continue the sender's).
+   */
+  traceparent: string;
 }
 
 /** A receiver's answer on the data connection. */
@@ -881,6 +909,8 @@ function createBaseSendRoundRequest(): SendRoundRequest {
     bandwidthBps: 0n,
     compression: 0,
     sendZeroPages: false,
+    includeState: false,
+    prepareFinal: false,
   };
 }
 
@@ -912,6 +942,12 @@ export const SendRoundRequest: MessageFns<SendRoundRequest> = {
     }
     if (message.sendZeroPages !== false) {
       writer.uint32(64).bool(message.sendZeroPages);
+    }
+    if (message.includeState !== false) {
+      writer.uint32(72).bool(message.includeState);
+    }
+    if (message.prepareFinal !== false) {
+      writer.uint32(80).bool(message.prepareFinal);
     }
     return writer;
   },
@@ -993,6 +1029,22 @@ export const SendRoundRequest: MessageFns<SendRoundRequest> = {
             message.sendZeroPages = reader.bool();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.includeState = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.prepareFinal = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1027,6 +1079,16 @@ export const SendRoundRequest: MessageFns<SendRoundRequest> = {
         : isSet(object.send_zero_pages)
         ? globalThis.Boolean(object.send_zero_pages)
         : false,
+      includeState: isSet(object.includeState)
+        ? globalThis.Boolean(object.includeState)
+        : isSet(object.include_state)
+        ? globalThis.Boolean(object.include_state)
+        : false,
+      prepareFinal: isSet(object.prepareFinal)
+        ? globalThis.Boolean(object.prepareFinal)
+        : isSet(object.prepare_final)
+        ? globalThis.Boolean(object.prepare_final)
+        : false,
     };
   },
 
@@ -1056,6 +1118,12 @@ export const SendRoundRequest: MessageFns<SendRoundRequest> = {
     if (message.sendZeroPages !== false) {
       obj.sendZeroPages = message.sendZeroPages;
     }
+    if (message.includeState !== false) {
+      obj.includeState = message.includeState;
+    }
+    if (message.prepareFinal !== false) {
+      obj.prepareFinal = message.prepareFinal;
+    }
     return obj;
   },
 
@@ -1074,6 +1142,8 @@ export const SendRoundRequest: MessageFns<SendRoundRequest> = {
       : 0n;
     message.compression = object.compression ?? 0;
     message.sendZeroPages = object.sendZeroPages ?? false;
+    message.includeState = object.includeState ?? false;
+    message.prepareFinal = object.prepareFinal ?? false;
     return message;
   },
 };
@@ -1090,6 +1160,8 @@ function createBaseSendRoundResponse(): SendRoundResponse {
     elapsedMs: 0n,
     throughputBps: 0n,
     skippedPages: 0n,
+    stateBytes: 0n,
+    prepared: undefined,
   };
 }
 
@@ -1151,6 +1223,15 @@ export const SendRoundResponse: MessageFns<SendRoundResponse> = {
         throw new globalThis.Error("value provided for field message.skippedPages of type uint64 too large");
       }
       writer.uint32(80).uint64(message.skippedPages);
+    }
+    if (message.stateBytes !== 0n) {
+      if (BigInt.asUintN(64, message.stateBytes) !== message.stateBytes) {
+        throw new globalThis.Error("value provided for field message.stateBytes of type uint64 too large");
+      }
+      writer.uint32(88).uint64(message.stateBytes);
+    }
+    if (message.prepared !== undefined) {
+      PrepareRoundResponse.encode(message.prepared, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -1248,6 +1329,22 @@ export const SendRoundResponse: MessageFns<SendRoundResponse> = {
             message.skippedPages = reader.uint64() as bigint;
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.stateBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.prepared = PrepareRoundResponse.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1304,6 +1401,12 @@ export const SendRoundResponse: MessageFns<SendRoundResponse> = {
         : isSet(object.skipped_pages)
         ? BigInt(object.skipped_pages)
         : 0n,
+      stateBytes: isSet(object.stateBytes)
+        ? BigInt(object.stateBytes)
+        : isSet(object.state_bytes)
+        ? BigInt(object.state_bytes)
+        : 0n,
+      prepared: isSet(object.prepared) ? PrepareRoundResponse.fromJSON(object.prepared) : undefined,
     };
   },
 
@@ -1339,6 +1442,12 @@ export const SendRoundResponse: MessageFns<SendRoundResponse> = {
     if (message.skippedPages !== 0n) {
       obj.skippedPages = message.skippedPages.toString();
     }
+    if (message.stateBytes !== 0n) {
+      obj.stateBytes = message.stateBytes.toString();
+    }
+    if (message.prepared !== undefined) {
+      obj.prepared = PrepareRoundResponse.toJSON(message.prepared);
+    }
     return obj;
   },
 
@@ -1363,6 +1472,12 @@ export const SendRoundResponse: MessageFns<SendRoundResponse> = {
     message.skippedPages = (object.skippedPages !== undefined && object.skippedPages !== null)
       ? BigInt(object.skippedPages)
       : 0n;
+    message.stateBytes = (object.stateBytes !== undefined && object.stateBytes !== null)
+      ? BigInt(object.stateBytes)
+      : 0n;
+    message.prepared = (object.prepared !== undefined && object.prepared !== null)
+      ? PrepareRoundResponse.fromPartial(object.prepared)
+      : undefined;
     return message;
   },
 };
@@ -1746,6 +1861,7 @@ function createBaseReceiveStatus(): ReceiveStatus {
     rejections: [],
     lastRoundComplete: undefined,
     stateReceived: false,
+    connections: 0,
   };
 }
 
@@ -1810,6 +1926,9 @@ export const ReceiveStatus: MessageFns<ReceiveStatus> = {
     }
     if (message.stateReceived !== false) {
       writer.uint32(104).bool(message.stateReceived);
+    }
+    if (message.connections !== 0) {
+      writer.uint32(112).uint32(message.connections);
     }
     return writer;
   },
@@ -1931,6 +2050,14 @@ export const ReceiveStatus: MessageFns<ReceiveStatus> = {
             message.stateReceived = reader.bool();
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.connections = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1992,6 +2119,7 @@ export const ReceiveStatus: MessageFns<ReceiveStatus> = {
         : isSet(object.state_received)
         ? globalThis.Boolean(object.state_received)
         : false,
+      connections: isSet(object.connections) ? globalThis.Number(object.connections) : 0,
     };
   },
 
@@ -2036,6 +2164,9 @@ export const ReceiveStatus: MessageFns<ReceiveStatus> = {
     if (message.stateReceived !== false) {
       obj.stateReceived = message.stateReceived;
     }
+    if (message.connections !== 0) {
+      obj.connections = Math.round(message.connections);
+    }
     return obj;
   },
 
@@ -2063,6 +2194,7 @@ export const ReceiveStatus: MessageFns<ReceiveStatus> = {
     message.rejections = object.rejections?.map((e) => BatchRejection.fromPartial(e)) || [];
     message.lastRoundComplete = object.lastRoundComplete ?? undefined;
     message.stateReceived = object.stateReceived ?? false;
+    message.connections = object.connections ?? 0;
     return message;
   },
 };
@@ -3143,6 +3275,7 @@ function createBasePageBatchHeader(): PageBatchHeader {
     payloadLength: 0,
     checksumAlgorithm: 0,
     checksum: Buffer.alloc(0),
+    traceparent: "",
   };
 }
 
@@ -3194,6 +3327,9 @@ export const PageBatchHeader: MessageFns<PageBatchHeader> = {
     }
     if (message.checksum.length !== 0) {
       writer.uint32(90).bytes(message.checksum);
+    }
+    if (message.traceparent !== "") {
+      writer.uint32(98).string(message.traceparent);
     }
     return writer;
   },
@@ -3319,6 +3455,14 @@ export const PageBatchHeader: MessageFns<PageBatchHeader> = {
             message.checksum = Buffer.from(reader.bytes());
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3362,6 +3506,7 @@ export const PageBatchHeader: MessageFns<PageBatchHeader> = {
         ? checksumAlgorithmFromJSON(object.checksum_algorithm)
         : 0,
       checksum: isSet(object.checksum) ? Buffer.from(bytesFromBase64(object.checksum)) : Buffer.alloc(0),
+      traceparent: isSet(object.traceparent) ? globalThis.String(object.traceparent) : "",
     };
   },
 
@@ -3400,6 +3545,9 @@ export const PageBatchHeader: MessageFns<PageBatchHeader> = {
     if (message.checksum.length !== 0) {
       obj.checksum = base64FromBytes(message.checksum);
     }
+    if (message.traceparent !== "") {
+      obj.traceparent = message.traceparent;
+    }
     return obj;
   },
 
@@ -3419,6 +3567,7 @@ export const PageBatchHeader: MessageFns<PageBatchHeader> = {
     message.payloadLength = object.payloadLength ?? 0;
     message.checksumAlgorithm = object.checksumAlgorithm ?? 0;
     message.checksum = object.checksum ?? Buffer.alloc(0);
+    message.traceparent = object.traceparent ?? "";
     return message;
   },
 };
@@ -3617,7 +3766,9 @@ export const PageStreamerServiceService = {
    * Source side: streams one round's send set to the peer and returns when the peer has
    * acknowledged writing all of it (PAGE_BATCH_FLAG_END_OF_ROUND). A retry resends the round
    * (page writes are idempotent). UNAVAILABLE when the peer cannot be reached, ABORTED when
-   * the peer rejected the session (bad token or stale epoch).
+   * the peer rejected the session (bad token or stale epoch). The data connection stays open
+   * from one round to the next; with include_state the round also carries the domain's state
+   * and ends the stream.
    */
   sendRound: {
     path: "/ferry.v1.PageStreamerService/SendRound" as const,
@@ -3714,7 +3865,9 @@ export interface PageStreamerServiceServer extends UntypedServiceImplementation 
    * Source side: streams one round's send set to the peer and returns when the peer has
    * acknowledged writing all of it (PAGE_BATCH_FLAG_END_OF_ROUND). A retry resends the round
    * (page writes are idempotent). UNAVAILABLE when the peer cannot be reached, ABORTED when
-   * the peer rejected the session (bad token or stale epoch).
+   * the peer rejected the session (bad token or stale epoch). The data connection stays open
+   * from one round to the next; with include_state the round also carries the domain's state
+   * and ends the stream.
    */
   sendRound: handleUnaryCall<SendRoundRequest, SendRoundResponse>;
   /**
@@ -3772,7 +3925,9 @@ export interface PageStreamerServiceClient extends Client {
    * Source side: streams one round's send set to the peer and returns when the peer has
    * acknowledged writing all of it (PAGE_BATCH_FLAG_END_OF_ROUND). A retry resends the round
    * (page writes are idempotent). UNAVAILABLE when the peer cannot be reached, ABORTED when
-   * the peer rejected the session (bad token or stale epoch).
+   * the peer rejected the session (bad token or stale epoch). The data connection stays open
+   * from one round to the next; with include_state the round also carries the domain's state
+   * and ends the stream.
    */
   sendRound(
     request: SendRoundRequest,
