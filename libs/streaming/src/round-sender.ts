@@ -8,14 +8,14 @@
 // since the round's CLEAN are left for the next round.
 
 import { MAX_BATCH_PAGES, type HypervisorDriver } from '@ferry/hypervisor';
-import { ChecksumAlgorithm, PageBatchFlag, PayloadCompression } from '@ferry/proto';
+import { ChecksumAlgorithm, PageBatchFlag, PayloadCompression, type PrepareRoundResponse } from '@ferry/proto';
 import { failedPrecondition, type Logger } from '@ferry/runtime';
 import { BatchEncoder, type EncodedBatch } from './batch-encoder';
 import type { DataLink, LinkLease } from './data-link';
 import { internal } from './errors';
 import type { PeerConnection } from './peer-connection';
 import { SendSetCursor } from './send-set-cursor';
-import type { PreparedRound, SendSetSource } from './send-set-source';
+import type { SendSetSource } from './send-set-source';
 import { TokenBucket } from './token-bucket';
 import { SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { activeTraceparent, tracer } from './trace-context';
@@ -79,7 +79,7 @@ export interface SendRoundStats {
   /** With includeState: bytes of vCPU and device state sent after the pages. */
   stateBytes: number;
   /** With prepareFinal: the tracker's counts for the round. */
-  prepared?: PreparedRound;
+  prepared?: PrepareRoundResponse;
   /** The cap's accounting (absent when unlimited): bytes granted and time told to wait. */
   throttle?: { grantedBytes: number; throttledMs: number; burstBytes: number; bytesPerSecond: number };
 }
@@ -170,11 +170,7 @@ async function sendStateAfterPages(lease: LinkLease, encoder: BatchEncoder, stat
   const span = tracer.startSpan('send vCPU state', { attributes: { 'ferry.state_bytes': state.byteLength } });
   try {
     await context.with(trace.setSpan(context.active(), span), async () => {
-      const sequence = lease.nextSequence();
-      const flags = PageBatchFlag.PAGE_BATCH_FLAG_VCPU_STATE | PageBatchFlag.PAGE_BATCH_FLAG_END_OF_STREAM;
-      const batch = encoder.encodeState(sequence, flags, state, activeTraceparent());
-      await lease.conn.write(batch.frame);
-      if (batch.payload.length > 0) await lease.conn.write(batch.payload);
+      const sequence = await writeStateBatch(lease, encoder, state);
       await expectAck(lease.conn, endOfRound, `the end of round ${round}`);
       await expectAck(lease.conn, sequence, 'the domain state');
     });
@@ -184,6 +180,16 @@ async function sendStateAfterPages(lease: LinkLease, encoder: BatchEncoder, stat
   } finally {
     span.end();
   }
+}
+
+/** Writes the state as the stream's last batch (with the active trace context); returns its sequence. */
+export async function writeStateBatch(lease: LinkLease, encoder: BatchEncoder, state: Uint8Array): Promise<number> {
+  const sequence = lease.nextSequence();
+  const flags = PageBatchFlag.PAGE_BATCH_FLAG_VCPU_STATE | PageBatchFlag.PAGE_BATCH_FLAG_END_OF_STREAM;
+  const batch = encoder.encodeState(sequence, flags, state, activeTraceparent());
+  await lease.conn.write(batch.frame);
+  if (batch.payload.length > 0) await lease.conn.write(batch.payload);
+  return sequence;
 }
 
 /** The next ack must be for batch `sequence` (acks come for the hello, ends of rounds and the state). */

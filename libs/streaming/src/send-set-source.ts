@@ -4,7 +4,7 @@
 // one call for the round, not two.
 
 import { credentials } from '@grpc/grpc-js';
-import { MemoryTrackerClient } from '@ferry/proto';
+import { MemoryTrackerClient, type PrepareRoundResponse } from '@ferry/proto';
 import { GRPC_MESSAGE_LIMITS, call, failedPrecondition, type FerryError } from '@ferry/runtime';
 import { internal } from './errors';
 
@@ -19,23 +19,10 @@ export interface TakenSendSet {
   skipRedirtiedPages: boolean;
 }
 
-/** A round the tracker prepared: PrepareRound's counts. */
-export interface PreparedRound {
-  round: number;
-  dirtyCount: number;
-  faultCount: number;
-  pagesToSend: number;
-  pagesDeferred: number;
-  pagesReleased: number;
-  layers: { cold: number; warm: number; hot: number };
-  populatedPages: number;
-  elapsedMs: number;
-}
-
 export interface SendSetSource {
   take(migrationId: string, round: number): Promise<TakenSendSet>;
-  /** PrepareRound of the stop-and-copy round (the FINAL CLEAN of the suspended domain). */
-  prepareFinal(fence: { migrationId: string; epoch: bigint }, round: number): Promise<PreparedRound>;
+  /** PrepareRound of the stop-and-copy round (the FINAL CLEAN of the suspended domain), as the tracker answered it. */
+  prepareFinal(fence: { migrationId: string; epoch: bigint }, round: number): Promise<PrepareRoundResponse>;
   close(): void;
 }
 
@@ -65,19 +52,8 @@ export class GrpcSendSetSource implements SendSetSource {
     };
   }
 
-  async prepareFinal(fence: { migrationId: string; epoch: bigint }, round: number): Promise<PreparedRound> {
-    const res = await call(this.client.prepareRound, this.client, { fence, round, final: true }, this.deadlineMs);
-    return {
-      round: res.round,
-      dirtyCount: Number(res.dirtyCount),
-      faultCount: Number(res.faultCount),
-      pagesToSend: Number(res.pagesToSend),
-      pagesDeferred: Number(res.pagesDeferred),
-      pagesReleased: Number(res.pagesReleased),
-      layers: { cold: Number(res.layers?.cold ?? 0n), warm: Number(res.layers?.warm ?? 0n), hot: Number(res.layers?.hot ?? 0n) },
-      populatedPages: Number(res.populatedPages),
-      elapsedMs: Number(res.elapsedMs),
-    };
+  prepareFinal(fence: { migrationId: string; epoch: bigint }, round: number): Promise<PrepareRoundResponse> {
+    return call(this.client.prepareRound, this.client, { fence, round, final: true }, this.deadlineMs);
   }
 
   close(): void {
@@ -91,8 +67,8 @@ export class NoSendSetSource implements SendSetSource {
     return Promise.reject<TakenSendSet>(noTracker());
   }
 
-  prepareFinal(): Promise<PreparedRound> {
-    return Promise.reject<PreparedRound>(noTracker());
+  prepareFinal(): Promise<PrepareRoundResponse> {
+    return Promise.reject<PrepareRoundResponse>(noTracker());
   }
 
   close(): void {}

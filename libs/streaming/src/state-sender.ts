@@ -2,11 +2,10 @@
 // link, ending the stream. The coordinator sends the state with the stop-and-copy round
 // (SendRound include_state); this call is for a caller that sent the final round without it.
 
-import { ChecksumAlgorithm, PageBatchFlag, PayloadCompression } from '@ferry/proto';
+import { ChecksumAlgorithm, PayloadCompression } from '@ferry/proto';
 import { BatchEncoder } from './batch-encoder';
 import type { DataLink } from './data-link';
-import { expectAck, type SenderDeps, type SessionTarget } from './round-sender';
-import { activeTraceparent } from './trace-context';
+import { expectAck, writeStateBatch, type SenderDeps, type SessionTarget } from './round-sender';
 
 export interface SendStateRequest extends SessionTarget {
   domid: number;
@@ -28,10 +27,7 @@ export async function sendState(deps: SenderDeps, req: SendStateRequest, link: D
   const lease = await link.lease(deps, req, req.signal);
   const conn = lease.conn;
   try {
-    const sequence = lease.nextSequence();
-    const batch = encoder.encodeState(sequence, PageBatchFlag.PAGE_BATCH_FLAG_VCPU_STATE | PageBatchFlag.PAGE_BATCH_FLAG_END_OF_STREAM, state, activeTraceparent());
-    await conn.write(batch.frame);
-    if (batch.payload.length > 0) await conn.write(batch.payload);
+    const sequence = await writeStateBatch(lease, encoder, state);
     await expectAck(conn, sequence, 'the domain state');
     lease.release(true);
   } catch (err) {

@@ -36,7 +36,6 @@ export function pageStreamerHandlers(streamer: PageStreamer, logger: Logger): Pa
         includeState: req.includeState,
         prepareFinal: req.prepareFinal,
       }, cancellation(call));
-      const p = s.prepared;
       return {
         round: s.round,
         pagesSent: BigInt(s.pagesSent),
@@ -49,18 +48,7 @@ export function pageStreamerHandlers(streamer: PageStreamer, logger: Logger): Pa
         throughputBps: BigInt(s.throughputBps),
         skippedPages: BigInt(s.skippedPages),
         stateBytes: BigInt(s.stateBytes),
-        prepared: p && {
-          round: p.round,
-          dirtyCount: BigInt(p.dirtyCount),
-          faultCount: BigInt(p.faultCount),
-          pagesToSend: BigInt(p.pagesToSend),
-          pagesDeferred: BigInt(p.pagesDeferred),
-          pagesReleased: BigInt(p.pagesReleased),
-          pagesSkipped: 0n,
-          layers: { cold: BigInt(p.layers.cold), warm: BigInt(p.layers.warm), hot: BigInt(p.layers.hot) },
-          populatedPages: BigInt(p.populatedPages),
-          elapsedMs: BigInt(p.elapsedMs),
-        },
+        prepared: s.prepared,
       };
     }),
     sendState: unary(logger, 'SendState', async (req, call) => {

@@ -4,7 +4,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { createLogger, type Logger } from '@ferry/runtime';
-import { NoSendSetSource, PageStreamer, type PreparedRound, type SendSetSource, type TakenSendSet } from '@ferry/streaming';
+import { PrepareRoundResponse } from '@ferry/proto';
+import { NoSendSetSource, PageStreamer, type SendSetSource, type TakenSendSet } from '@ferry/streaming';
 import { MemoryTracker } from '@ferry/tracker';
 import { startEmuHosts, type TestHosts } from '../../../tracker/test/support/emu';
 
@@ -18,8 +19,20 @@ export class TrackerSendSets implements SendSetSource {
     return this.tracker.takeSendSet(migrationId, round);
   }
 
-  prepareFinal(fence: { migrationId: string; epoch: bigint }, round: number): Promise<PreparedRound> {
-    return this.tracker.prepareRound(fence, round, true);
+  async prepareFinal(fence: { migrationId: string; epoch: bigint }, round: number): Promise<PrepareRoundResponse> {
+    const c = await this.tracker.prepareRound(fence, round, true);
+    const n = BigInt;
+    return PrepareRoundResponse.fromPartial({
+      round: c.round,
+      dirtyCount: n(c.dirtyCount),
+      faultCount: n(c.faultCount),
+      pagesToSend: n(c.pagesToSend),
+      pagesDeferred: n(c.pagesDeferred),
+      pagesReleased: n(c.pagesReleased),
+      layers: { cold: n(c.layers.cold), warm: n(c.layers.warm), hot: n(c.layers.hot) },
+      populatedPages: n(c.populatedPages),
+      elapsedMs: n(c.elapsedMs),
+    });
   }
 
   close(): void {}
