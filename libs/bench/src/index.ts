@@ -2,3 +2,4 @@ export * from './variants';
 export * from './suite';
 export * from './svg';
 export * from './medians';
+export * from './run-order';

@@ -1,7 +1,7 @@
 // The CLI's JSON summary of a migration: flat, snake_case, numbers as JS numbers, names instead
 // of enum values ("xen-4.17", "succeeded"). `ferry migrate --json` prints exactly this.
 
-import { MigrationOutcome, MigrationPhase, MigrationPolicy, type Migration } from '@ferry/proto';
+import { MigrationOutcome, MigrationPolicy, type Migration } from '@ferry/proto';
 
 export type PolicyName = 'xen-4.17' | 'xen-legacy' | 'layered';
 /** "running" while the migration has not ended. */
@@ -24,42 +24,33 @@ export interface MigrationSummary {
   downtime_ms: number;
   memory_verified: boolean;
   trace_id: string;
-  /** Where the downtime went, from the phase timestamps and the final round (absent if it never stopped). */
+  /** Where the downtime went, as the coordinator timed it (absent if it never stopped, or after a takeover). */
   downtime_breakdown_ms?: DowntimeBreakdown;
 }
 
 export interface DowntimeBreakdown {
-  /** From stop-and-copy until the guest was suspended (the control/shutdown handshake). */
+  /** From the start of the suspend until the final round's call (the control/shutdown handshake). */
   suspend: number;
-  /** The final round: the last dirty pages and every held page. */
+  /** The final round's call: the FINAL CLEAN, the last dirty pages and held pages, the vCPU state. */
   final_round: number;
-  /** vCPU state to the target and the durable commit record. */
-  state_and_commit: number;
   /** Memory digests on both sides (--verify). */
   verify: number;
-  /** Unpausing the guest on the target. */
+  /** Writing the commit record, until the unpause was sent. */
+  commit: number;
+  /** Unpausing the guest on the target, until that returned. */
   resume: number;
 }
 
-/** Splits the downtime using the record's phase timestamps and the final round's start and length. */
+/** The coordinator's timing of the downtime window (parts that add up to downtime_ms), if it has one. */
 export function downtimeBreakdown(m: Migration): DowntimeBreakdown | undefined {
-  const at = (phase: MigrationPhase) => m.phaseTransitions.find((p) => p.phase === phase)?.enteredAt?.getTime();
-  const stop = at(MigrationPhase.MIGRATION_PHASE_STOP_AND_COPY);
-  const verifying = at(MigrationPhase.MIGRATION_PHASE_VERIFYING);
-  const committed = at(MigrationPhase.MIGRATION_PHASE_COMMITTED);
-  const resuming = at(MigrationPhase.MIGRATION_PHASE_RESUMING_TARGET);
-  const running = at(MigrationPhase.MIGRATION_PHASE_CLEANING_UP);
-  const final = m.rounds.find((r) => r.final);
-  const finalStart = final?.startedAt?.getTime();
-  if (stop === undefined || committed === undefined || resuming === undefined || running === undefined || !final || finalStart === undefined) return undefined;
-  const finalEnd = finalStart + Number(final.elapsedMs);
-  const verify = verifying !== undefined ? committed - verifying : 0;
+  const p = m.totals?.downtimeParts;
+  if (!p) return undefined;
   return {
-    suspend: Math.max(0, finalStart - stop),
-    final_round: Number(final.elapsedMs),
-    state_and_commit: Math.max(0, committed - finalEnd - verify),
-    verify,
-    resume: Math.max(0, running - resuming),
+    suspend: Number(p.suspendMs),
+    final_round: Number(p.finalRoundMs),
+    verify: Number(p.verifyMs),
+    commit: Number(p.commitMs),
+    resume: Number(p.resumeMs),
   };
 }
 

@@ -6,7 +6,9 @@
 // the sequence of the last event it produced (last_event_sequence), so a coordinator that takes
 // the migration over can publish what a crash left out (see republishMissing). Publishing runs in
 // its own ordered queue and is not awaited by the write, so steps inside the downtime window
-// (COMMITTED, RESUMING_TARGET) pay for one KV write each, not for a JetStream publish as well.
+// (COMMITTED) pay for one KV write, not for a JetStream publish as well. Once STOP_AND_COPY is
+// announced, publishing is held (holdPublishing): the events of the downtime window wait until the
+// guest runs on the target, so this process's event loop is free for the calls the guest waits on.
 
 import type { Context } from '@opentelemetry/api';
 import { Migration, MigrationEvent, MigrationOutcome, MigrationPhase, type MigrationFailure as FailureRecord } from '@ferry/proto';
@@ -23,6 +25,8 @@ export interface JournalWrite {
 }
 
 const PUBLISH_ATTEMPTS = 5;
+/** A hold on publishing that nobody releases ends by itself after this long. */
+const MAX_PUBLISHING_HOLD_MS = 60_000;
 
 /** The record without its round history, for events and lists. */
 export function withoutRounds(m: Migration): Migration {
@@ -34,6 +38,7 @@ export class MigrationJournal {
   private revision: number;
   private writes: Promise<unknown> = Promise.resolve();
   private publishing: Promise<void> = Promise.resolve();
+  private releaseHold: (() => void) | undefined;
 
   constructor(
     private readonly records: MigrationRecords,
@@ -138,9 +143,35 @@ export class MigrationJournal {
     return m;
   }
 
-  /** Waits until every queued event is published (or given up on). */
+  /**
+   * Events queued from now on wait until releasePublishing (or flush) is called; record writes go
+   * on as before. For the downtime window: the events are announced once the guest runs again.
+   */
+  holdPublishing(): void {
+    if (this.releaseHold) return;
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const timer = setTimeout(() => this.releasePublishing(), MAX_PUBLISHING_HOLD_MS);
+    timer.unref();
+    this.releaseHold = () => {
+      clearTimeout(timer);
+      open();
+    };
+    this.publishing = this.publishing.then(() => gate);
+  }
+
+  /** Ends a hold: the events queued during it are published, in order. */
+  releasePublishing(): void {
+    const release = this.releaseHold;
+    this.releaseHold = undefined;
+    release?.();
+  }
+
+  /** Waits until every queued event is published (or given up on); ends any hold first. */
   async flush(): Promise<void> {
+    this.releasePublishing();
     await this.writes;
+    this.releasePublishing();
     await this.publishing;
   }
 

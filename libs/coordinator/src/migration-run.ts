@@ -28,7 +28,7 @@ import { unaryCall } from './grpc-unary';
 import { recoveryPlan } from './phases';
 import { PrecopyRun } from './precopy-executor';
 import { failureRecord, rollBack, type RollbackCause } from './rollback';
-import { rollForward } from './roll-forward';
+import { rollForward, type RollForwardTiming } from './roll-forward';
 import { Steps, type RunContext } from './steps';
 import { status } from '@grpc/grpc-js';
 
@@ -41,7 +41,8 @@ export class MigrationRun {
   private readonly steps: Steps;
   private peerEndpoint = '';
   private token = '';
-  private suspendStartedAt: number | undefined;
+  /** What this process timed of the downtime window, for the record's downtime parts. */
+  private window: RollForwardTiming = {};
   private stateBytes = 0n;
   /** The final round's record, written with the next phase change (inside the downtime window). */
   private finalRound: JournalWrite | undefined;
@@ -73,7 +74,7 @@ export class MigrationRun {
       await this.writeFinalRound();
       return rollBack(this.ctx, this.steps, causeOf(err));
     }
-    return rollForward(this.ctx, this.steps, { suspendStartedAt: this.suspendStartedAt });
+    return rollForward(this.ctx, this.steps, this.window);
   }
 
   /** Finishes a migration a previous coordinator left unfinished (see recoveryPlan). */
@@ -255,7 +256,10 @@ export class MigrationRun {
       maxPages: Number(tracking.maxPages),
       trackingStartedAt,
     }).run();
-    this.suspendStartedAt = report.suspendStartedAt;
+    this.window = {
+      suspendStartedAt: report.suspendStartedAt,
+      finalCall: report.finalCallEndedAt > 0 ? { startedAt: report.finalCallStartedAt, endedAt: report.finalCallEndedAt } : undefined,
+    };
     // Both recorded with the next phase's write: no extra write inside the downtime window.
     this.stateBytes = report.stateBytes;
     this.finalRound = report.finalRound;
@@ -284,6 +288,7 @@ export class MigrationRun {
   /** Both sides digest every populated page; a difference fails the migration. */
   private async verify(): Promise<void> {
     const { timing } = this.ctx;
+    const started = Date.now();
     const m = await this.phase(MigrationPhase.MIGRATION_PHASE_VERIFYING, 'comparing memory digests', (r) => this.addStateBytes(r));
     const failure = FailureCode.FAILURE_CODE_TRANSFER_FAILED;
     const digest = (host: string, domid: number) =>
@@ -299,6 +304,7 @@ export class MigrationRun {
       );
     }
     this.verified = true;
+    this.window.verifyMs = Date.now() - started;
   }
 
   /** The commit point: durably recorded before the target may run. A cancel that got in first wins. */

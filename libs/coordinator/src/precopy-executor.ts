@@ -2,10 +2,12 @@
 // the source's memory-tracker (CLEAN, classify, fix the send set; the bitmap stays on the host)
 // and streamed by the source's page-streamer straight to the target's; suspend is the source
 // host-agent's suspend handshake. The final round is one SendRound that has the source's tracker
-// prepare it (prepare_final), streams it and the suspended domain's state over the open data
-// connection (include_state); its record is left for the commit to write (takeFinal). So the
-// downtime window holds three coordinator calls (suspend, final round, unpause) and one record write. The coordinator only
-// sees counts. Every step boundary checks for a cancel, and streaming a round is interrupted by one.
+// prepare it and hand over its send set in one call (prepare_final), streams it and the suspended
+// domain's state over the open data connection (include_state); its record is left for the commit
+// to write (takeFinal). So the downtime window holds three coordinator calls (suspend, final
+// round, unpause) and one record write, and no event publishing (held from STOP_AND_COPY until the
+// unpause returns). The coordinator only sees counts. Every step boundary checks for a cancel, and
+// streaming a round is interrupted by one.
 
 import { PrecopyAborted, runPrecopy, type PrecopyExecutor, type PrecopyOutcome, type RoundPlan, type RoundResult } from '@ferry/policy';
 import type { JournalWrite } from './journal';
@@ -38,6 +40,9 @@ export interface PrecopyReport {
   stopReason: string;
   /** When the suspend handshake started: downtime runs from here. */
   suspendStartedAt: number;
+  /** When the final round's call was made and when it returned (0 if it never was). */
+  finalCallStartedAt: number;
+  finalCallEndedAt: number;
   /** True when the completion timeout ended pre-copy. */
   timedOut: boolean;
   /** Bytes of vCPU and device state sent with the final round. */
@@ -51,6 +56,8 @@ export class PrecopyRun implements PrecopyExecutor {
   private readonly reporter: RoundReporter;
   private lastCleanAt: number;
   private suspendStartedAt = 0;
+  private finalCallStartedAt = 0;
+  private finalCallEndedAt = 0;
   private timedOut = false;
   private finalRound: number | undefined;
   /** The final round, sent by prepareRound(final) and handed to the loop by sendRound. */
@@ -97,6 +104,8 @@ export class PrecopyRun implements PrecopyExecutor {
       outcome,
       stopReason: this.reporter.stoppedBecause ?? '',
       suspendStartedAt: this.suspendStartedAt,
+      finalCallStartedAt: this.finalCallStartedAt,
+      finalCallEndedAt: this.finalCallEndedAt,
       timedOut: this.timedOut,
       stateBytes: this.stateBytes,
       finalRound: this.reporter.takeFinal(),
@@ -109,7 +118,7 @@ export class PrecopyRun implements PrecopyExecutor {
     if (final) return this.prepareAndSendFinal(round);
     const startedAt = Date.now();
     const res = await this.steps.call('PrepareRound', this.setup.sourceHost, { failure: FailureCode.FAILURE_CODE_TRACKING_FAILED }, (h) =>
-      unaryCall(h.tracker.prepareRound, h.tracker, { fence: this.ctx.fence, round, final }, { deadlineMs: this.ctx.timing.callDeadlineMs }),
+      unaryCall(h.tracker.prepareRound, h.tracker, { fence: this.ctx.fence, round, final, takeSendSet: false }, { deadlineMs: this.ctx.timing.callDeadlineMs }),
     );
     this.noteRound(round, startedAt, Date.now() - startedAt, res);
     return planOf(res);
@@ -120,6 +129,8 @@ export class PrecopyRun implements PrecopyExecutor {
     this.finalRound = round;
     const startedAt = Date.now();
     const res = await this.stream(round, true);
+    this.finalCallStartedAt = startedAt;
+    this.finalCallEndedAt = Date.now();
     const prepared = res.prepared;
     if (!prepared) throw new MigrationFailure(FailureCode.FAILURE_CODE_TRACKING_FAILED, `SendRound of the final round ${round} came back without the tracker's counts`, this.setup.sourceHost);
     const totalMs = Date.now() - startedAt;
@@ -187,6 +198,9 @@ export class PrecopyRun implements PrecopyExecutor {
     await this.reporter.flush();
     this.steps.checkpoint();
     await this.ctx.journal.enterPhase(MigrationPhase.MIGRATION_PHASE_STOP_AND_COPY, this.reporter.stoppedBecause ?? 'pre-copy stopped');
+    // STOP_AND_COPY is announced (a watcher may cancel a long stop-and-copy); the events after it
+    // wait until the guest runs again (roll-forward) or the migration ends.
+    this.ctx.journal.holdPublishing();
     this.ctx.trace.enterPhase(MigrationPhase.MIGRATION_PHASE_STOP_AND_COPY);
     this.suspendStartedAt = Date.now();
     // Not interruptible: a suspend half done is undone by the rollback (ResumeDomain).

@@ -1,8 +1,9 @@
 // After the commit point the migration only moves forward: unpause the domain on the target
 // (downtime ends when that returns), destroy the source, then tidy up (tracking, sessions, the
-// target's balloon, the fence). RESUMING_TARGET is recorded while the unpause is under way, not
+// target's balloon, the fence). RESUMING_TARGET is recorded once the unpause has returned, not
 // before it: COMMITTED already says "roll forward" to any coordinator that takes over, so the
-// guest need not stay stopped for one more record write. Everything comes from the record, so a coordinator that takes a
+// guest need not stay stopped for one more record write, and nothing else runs in this process
+// while the unpause is under way (the events held since the suspend are published after it). Everything comes from the record, so a coordinator that takes a
 // committed migration over finishes it with the same code.
 //
 // Unpausing the target and destroying the source are retried until they happen. One exception
@@ -10,7 +11,7 @@
 // unpause (its domain is gone), the source (suspended, intact) is resumed instead and the
 // migration ends FAILED with RESUME_FAILED.
 
-import { FailureCode, MigrationOutcome, MigrationPhase, type Migration } from '@ferry/proto';
+import { FailureCode, MigrationOutcome, MigrationPhase, type DowntimeParts, type Migration } from '@ferry/proto';
 import { CoordinatorStopping, MigrationFailure, describeError, isNotFound } from './failures';
 import { unaryCall } from './grpc-unary';
 import { reached } from './rollback';
@@ -24,6 +25,10 @@ const UNPAUSE_REFUSALS = 5;
 export interface RollForwardTiming {
   /** When the suspend started, if this process saw it (else the STOP_AND_COPY entry is used). */
   suspendStartedAt?: number;
+  /** The final round's call, if this process made it: then the downtime is recorded in parts. */
+  finalCall?: { startedAt: number; endedAt: number };
+  /** How long the memory digests took (verify), if this process ran them. */
+  verifyMs?: number;
 }
 
 export async function rollForward(ctx: RunContext, steps: Steps, timing: RollForwardTiming = {}): Promise<Migration> {
@@ -31,31 +36,50 @@ export async function rollForward(ctx: RunContext, steps: Steps, timing: RollFor
   const leftovers: string[] = [];
   let m = journal.current;
   if (m.phase === MigrationPhase.MIGRATION_PHASE_COMMITTED || m.phase === MigrationPhase.MIGRATION_PHASE_RESUMING_TARGET) {
-    const recorded =
-      m.phase === MigrationPhase.MIGRATION_PHASE_COMMITTED
-        ? journal.enterPhase(MigrationPhase.MIGRATION_PHASE_RESUMING_TARGET, 'committed; resuming on the target')
-        : Promise.resolve(m);
     ctx.trace.enterPhase(MigrationPhase.MIGRATION_PHASE_RESUMING_TARGET);
-    // Both settle before either outcome is acted on: a failed write must not go unobserved.
-    let runningAt = 0;
-    const unpaused = unpauseTarget(ctx, steps, m).then((ok) => {
-      runningAt = Date.now();
-      return ok;
-    });
-    const [resumed, entered] = await Promise.allSettled([unpaused, recorded]);
-    if (entered.status === 'rejected') throw entered.reason;
-    if (resumed.status === 'rejected') throw resumed.reason;
-    m = entered.value;
-    if (!resumed.value) return fallBackToSource(ctx, steps, m, leftovers);
+    let unpaused: boolean;
+    const unpauseStartedAt = Date.now();
+    try {
+      unpaused = await unpauseTarget(ctx, steps, m);
+    } finally {
+      journal.releasePublishing();
+    }
+    const runningAt = Date.now();
+    if (m.phase === MigrationPhase.MIGRATION_PHASE_COMMITTED) {
+      m = await journal.enterPhase(MigrationPhase.MIGRATION_PHASE_RESUMING_TARGET, unpaused ? 'committed; running on the target' : 'committed; the target cannot run the domain');
+    }
+    if (!unpaused) return fallBackToSource(ctx, steps, m, leftovers);
     const downtimeStart = timing.suspendStartedAt ?? stopAndCopyStart(m);
     const downtimeMs = downtimeStart ? BigInt(Math.max(0, runningAt - downtimeStart)) : 0n;
+    const downtimeParts = downtimePartsOf(timing, unpauseStartedAt, runningAt);
     m = await journal.enterPhase(MigrationPhase.MIGRATION_PHASE_CLEANING_UP, 'running on the target', (r) => {
-      if (r.totals) r.totals.downtimeMs = downtimeMs;
+      if (!r.totals) return;
+      r.totals.downtimeMs = downtimeMs;
+      if (downtimeParts) r.totals.downtimeParts = downtimeParts;
     });
   }
   ctx.trace.enterPhase(MigrationPhase.MIGRATION_PHASE_CLEANING_UP);
   await cleanUp(ctx, steps, m, leftovers);
   return journal.finish(MigrationOutcome.MIGRATION_OUTCOME_SUCCEEDED, 'migrated', (r) => r.warnings.push(...leftovers));
+}
+
+/**
+ * The window's consecutive parts (suspend, final round, verify, commit, resume), from the times this
+ * process took at its call boundaries, so they add up to the downtime; undefined when this process
+ * did not see the whole window (it took the migration over).
+ */
+export function downtimePartsOf(timing: RollForwardTiming, unpauseStartedAt: number, runningAt: number): DowntimeParts | undefined {
+  const { suspendStartedAt, finalCall } = timing;
+  if (suspendStartedAt === undefined || !finalCall) return undefined;
+  const ms = (from: number, to: number) => BigInt(Math.max(0, to - from));
+  const verifyMs = BigInt(Math.max(0, Math.min(timing.verifyMs ?? 0, unpauseStartedAt - finalCall.endedAt)));
+  return {
+    suspendMs: ms(suspendStartedAt, finalCall.startedAt),
+    finalRoundMs: ms(finalCall.startedAt, finalCall.endedAt),
+    verifyMs,
+    commitMs: ms(finalCall.endedAt, unpauseStartedAt) - verifyMs,
+    resumeMs: ms(unpauseStartedAt, runningAt),
+  };
 }
 
 /** True once the target runs the domain; false when the target keeps refusing. */

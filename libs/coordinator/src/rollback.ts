@@ -26,6 +26,8 @@ const ESSENTIAL: StepOptions = { ...STEP, persistent: true };
 /** Rolls back and ends the migration (ROLLED_BACK, CANCELLED, or FAILED when undoing failed). */
 export async function rollBack(ctx: RunContext, steps: Steps, cause: RollbackCause | undefined): Promise<Migration> {
   const { journal, fence, timing } = ctx;
+  // A rollback out of stop-and-copy: what was held back for the downtime window goes out now.
+  journal.releasePublishing();
   let m = journal.current;
   if (m.phase !== MigrationPhase.MIGRATION_PHASE_ROLLING_BACK) {
     const failure = failureRecord(m.phase, cause);

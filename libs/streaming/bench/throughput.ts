@@ -124,7 +124,7 @@ async function main(): Promise<void> {
       if (!warm) targetDomid = await b.createRestoreDomain({ name: `payload-${i}`, maxPages: pages, vcpus: 1 });
       const opened = await call(target.openReceiveSession, target, { fence, domid: targetDomid, token });
       await call(tracker.startTracking, tracker, { fence, domid, policy: { policy: MigrationPolicy.MIGRATION_POLICY_XEN_4_17 } });
-      await call(tracker.prepareRound, tracker, { fence, round: 0, final: false });
+      await call(tracker.prepareRound, tracker, { fence, round: 0, final: false, takeSendSet: false });
       const result = await call(
         source.sendRound,
         source,

@@ -4,7 +4,7 @@ export { PageStreamer, type PageStreamerOptions, type OpenedSession, type Fence 
 export { DataLink, openSession, type LinkLease, type LinkTarget } from './data-link';
 export { sendRound, DEFAULT_SENDER_TIMEOUTS, type SendRoundRequest, type SendRoundStats, type SenderDeps, type SenderTimeouts, type SessionTarget } from './round-sender';
 export { sendState, type SendStateRequest, type SendStateStats } from './state-sender';
-export { GrpcSendSetSource, NoSendSetSource, type SendSetSource, type TakenSendSet } from './send-set-source';
+export { GrpcSendSetSource, NoSendSetSource, type PreparedFinalRound, type SendSetSource, type TakenSendSet } from './send-set-source';
 export { ReceiveSession, MAX_REJECTIONS_KEPT, type ReceiveStatusView, type RejectionRecord } from './receive-session';
 export { DEFAULT_RECEIVER_OPTIONS, type ReceiverOptions, type ReceivedTotals } from './receive-connection';
 export { memoryDigest, type MemoryDigestResult } from './memory-digest';

@@ -85,10 +85,11 @@ export interface SendRoundStats {
 }
 
 export async function sendRound(deps: SenderDeps, req: SendRoundRequest, link: DataLink): Promise<SendRoundStats> {
-  const prepared = req.prepareFinal ? await deps.sendSets.prepareFinal({ migrationId: req.migrationId, epoch: req.epoch }, req.round) : undefined;
+  const final = req.prepareFinal ? await deps.sendSets.prepareFinal({ migrationId: req.migrationId, epoch: req.epoch }, req.round) : undefined;
+  const prepared = final?.prepared;
   // The round's time is the streaming's: the tracker reports its own (prepared.elapsedMs).
   const started = performance.now();
-  const set = await deps.sendSets.take(req.migrationId, req.round);
+  const set = final?.set ?? (await deps.sendSets.take(req.migrationId, req.round));
   if (set.domid !== req.domid) {
     throw failedPrecondition('DOMID_MISMATCH', `round ${req.round} of migration ${req.migrationId} tracks domain ${set.domid}, not ${req.domid}`);
   }

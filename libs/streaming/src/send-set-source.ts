@@ -1,10 +1,10 @@
 // Where the sender gets a round's send set: the local memory tracker (TakeSendSet over gRPC, at
 // FERRY_MEMORY_TRACKER). Dirty bitmaps never leave the host. For the stop-and-copy round the
-// sender also asks the tracker to prepare it (SendRound prepare_final), so the coordinator makes
-// one call for the round, not two.
+// sender also asks the tracker to prepare it (SendRound prepare_final), in the same call that
+// takes the send set: the coordinator makes one call for the round, and so does the sender.
 
 import { credentials } from '@grpc/grpc-js';
-import { MemoryTrackerClient, type PrepareRoundResponse } from '@ferry/proto';
+import { MemoryTrackerClient, type PrepareRoundResponse, type TakeSendSetResponse } from '@ferry/proto';
 import { GRPC_MESSAGE_LIMITS, call, failedPrecondition, type FerryError } from '@ferry/runtime';
 import { internal } from './errors';
 
@@ -19,10 +19,16 @@ export interface TakenSendSet {
   skipRedirtiedPages: boolean;
 }
 
+export interface PreparedFinalRound {
+  /** The tracker's counts for the round, as it answered them (without the send set). */
+  prepared: PrepareRoundResponse;
+  set: TakenSendSet;
+}
+
 export interface SendSetSource {
   take(migrationId: string, round: number): Promise<TakenSendSet>;
-  /** PrepareRound of the stop-and-copy round (the FINAL CLEAN of the suspended domain), as the tracker answered it. */
-  prepareFinal(fence: { migrationId: string; epoch: bigint }, round: number): Promise<PrepareRoundResponse>;
+  /** PrepareRound of the stop-and-copy round (the FINAL CLEAN of the suspended domain) with its send set taken. */
+  prepareFinal(fence: { migrationId: string; epoch: bigint }, round: number): Promise<PreparedFinalRound>;
   close(): void;
 }
 
@@ -37,28 +43,33 @@ export class GrpcSendSetSource implements SendSetSource {
   }
 
   async take(migrationId: string, round: number): Promise<TakenSendSet> {
-    const res = await call(this.client.takeSendSet, this.client, { migrationId, round }, this.deadlineMs);
-    const maxPages = Number(res.maxPages);
-    if (res.bitmap.length !== Math.ceil(maxPages / 8)) {
-      throw internal('BAD_SEND_SET', `the memory tracker sent a bitmap of ${res.bitmap.length} bytes for ${maxPages} pages`);
-    }
-    return {
-      bitmap: new Uint8Array(res.bitmap.buffer, res.bitmap.byteOffset, res.bitmap.byteLength),
-      pageCount: Number(res.pageCount),
-      maxPages,
-      domid: res.domid,
-      final: res.final,
-      skipRedirtiedPages: res.skipRedirtiedPages,
-    };
+    return takenSendSet(await call(this.client.takeSendSet, this.client, { migrationId, round }, this.deadlineMs));
   }
 
-  prepareFinal(fence: { migrationId: string; epoch: bigint }, round: number): Promise<PrepareRoundResponse> {
-    return call(this.client.prepareRound, this.client, { fence, round, final: true }, this.deadlineMs);
+  async prepareFinal(fence: { migrationId: string; epoch: bigint }, round: number): Promise<PreparedFinalRound> {
+    const { sendSet, ...prepared } = await call(this.client.prepareRound, this.client, { fence, round, final: true, takeSendSet: true }, this.deadlineMs);
+    if (!sendSet) throw internal('BAD_SEND_SET', `the memory tracker prepared round ${round} without returning its send set`);
+    return { prepared, set: takenSendSet(sendSet) };
   }
 
   close(): void {
     this.client.close();
   }
+}
+
+function takenSendSet(res: TakeSendSetResponse): TakenSendSet {
+  const maxPages = Number(res.maxPages);
+  if (res.bitmap.length !== Math.ceil(maxPages / 8)) {
+    throw internal('BAD_SEND_SET', `the memory tracker sent a bitmap of ${res.bitmap.length} bytes for ${maxPages} pages`);
+  }
+  return {
+    bitmap: new Uint8Array(res.bitmap.buffer, res.bitmap.byteOffset, res.bitmap.byteLength),
+    pageCount: Number(res.pageCount),
+    maxPages,
+    domid: res.domid,
+    final: res.final,
+    skipRedirtiedPages: res.skipRedirtiedPages,
+  };
 }
 
 /** For a streamer started without FERRY_MEMORY_TRACKER: it can receive, but not send rounds. */
@@ -67,8 +78,8 @@ export class NoSendSetSource implements SendSetSource {
     return Promise.reject<TakenSendSet>(noTracker());
   }
 
-  prepareFinal(): Promise<PrepareRoundResponse> {
-    return Promise.reject<PrepareRoundResponse>(noTracker());
+  prepareFinal(): Promise<PreparedFinalRound> {
+    return Promise.reject<PreparedFinalRound>(noTracker());
   }
 
   close(): void {}

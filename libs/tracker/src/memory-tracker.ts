@@ -81,17 +81,30 @@ export class MemoryTracker {
   }
 
   async prepareRound(fence: Fence, round: number, final: boolean): Promise<RoundCounts> {
-    checkFence(fence);
-    if (!Number.isInteger(round) || round < 0) throw invalidArgument('BAD_ROUND', `round must be a non-negative integer, got ${round}`);
+    checkRound(fence, round);
+    return this.queue.run(fence.migrationId, async () => this.prepareInSession(fence, round, final));
+  }
+
+  /**
+   * PrepareRound and TakeSendSet of the same round in one turn of the migration's queue: the page
+   * streamer's stop-and-copy round, so the downtime window holds one call to this process, not two.
+   */
+  async prepareAndTake(fence: Fence, round: number, final: boolean): Promise<{ counts: RoundCounts; sendSet: SendSet }> {
+    checkRound(fence, round);
     return this.queue.run(fence.migrationId, async () => {
-      const session = this.session(fence.migrationId);
-      acceptEpoch(session, fence);
-      const counts = await session.prepareRound(round, final).catch((err: unknown) => {
-        throw domainGone(err, session.domid);
-      });
-      this.logger.debug({ migration_id: fence.migrationId, ...counts }, 'round prepared');
-      return counts;
+      const counts = await this.prepareInSession(fence, round, final);
+      return { counts, sendSet: this.session(fence.migrationId).takeSendSet(round) };
     });
+  }
+
+  private async prepareInSession(fence: Fence, round: number, final: boolean): Promise<RoundCounts> {
+    const session = this.session(fence.migrationId);
+    acceptEpoch(session, fence);
+    const counts = await session.prepareRound(round, final).catch((err: unknown) => {
+      throw domainGone(err, session.domid);
+    });
+    this.logger.debug({ migration_id: fence.migrationId, ...counts }, 'round prepared');
+    return counts;
   }
 
   async takeSendSet(migrationId: string, round: number): Promise<SendSet> {
@@ -177,6 +190,11 @@ export class MemoryTracker {
 function checkFence(fence: Fence): void {
   if (!fence.migrationId) throw invalidArgument('FENCE_REQUIRED', 'fence.migration_id is required');
   if (fence.epoch <= 0n) throw invalidArgument('FENCE_REQUIRED', 'fence.epoch must be positive');
+}
+
+function checkRound(fence: Fence, round: number): void {
+  checkFence(fence);
+  if (!Number.isInteger(round) || round < 0) throw invalidArgument('BAD_ROUND', `round must be a non-negative integer, got ${round}`);
 }
 
 function checkDomid(domid: number): void {

@@ -7,10 +7,12 @@ import {
   MigrationPolicy,
   type Fence as FenceMessage,
   type MemoryTrackerServer,
+  type PrepareRoundResponse,
+  type TakeSendSetResponse,
   type TrackingPolicy,
 } from '@ferry/proto';
 import { invalidArgument, startGrpcServer, unary, type Logger } from '@ferry/runtime';
-import { MemoryTracker, type Fence } from '@ferry/tracker';
+import { MemoryTracker, type Fence, type RoundCounts, type SendSet } from '@ferry/tracker';
 import { MemoryTrackerMetrics, observedMemoryTracker } from './observability';
 
 export function memoryTrackerHandlers(tracker: MemoryTracker, logger: Logger): MemoryTrackerServer {
@@ -20,31 +22,12 @@ export function memoryTrackerHandlers(tracker: MemoryTracker, logger: Logger): M
       return { maxPages: BigInt(started.maxPages), populatedPages: BigInt(started.populatedPages) };
     }),
     prepareRound: unary(logger, 'PrepareRound', async (req) => {
-      const c = await tracker.prepareRound(fenceOf(req.fence), req.round, req.final);
-      return {
-        round: c.round,
-        dirtyCount: BigInt(c.dirtyCount),
-        faultCount: BigInt(c.faultCount),
-        pagesToSend: BigInt(c.pagesToSend),
-        pagesDeferred: BigInt(c.pagesDeferred),
-        pagesReleased: BigInt(c.pagesReleased),
-        pagesSkipped: 0n,
-        layers: { cold: BigInt(c.layers.cold), warm: BigInt(c.layers.warm), hot: BigInt(c.layers.hot) },
-        populatedPages: BigInt(c.populatedPages),
-        elapsedMs: BigInt(c.elapsedMs),
-      };
+      const fence = fenceOf(req.fence);
+      if (!req.takeSendSet) return countsMessage(await tracker.prepareRound(fence, req.round, req.final));
+      const { counts, sendSet } = await tracker.prepareAndTake(fence, req.round, req.final);
+      return { ...countsMessage(counts), sendSet: sendSetMessage(sendSet) };
     }),
-    takeSendSet: unary(logger, 'TakeSendSet', async (req) => {
-      const set = await tracker.takeSendSet(req.migrationId, req.round);
-      return {
-        bitmap: Buffer.from(set.bitmap.buffer, set.bitmap.byteOffset, set.bitmap.byteLength),
-        pageCount: BigInt(set.pageCount),
-        maxPages: BigInt(set.maxPages),
-        domid: set.domid,
-        final: set.final,
-        skipRedirtiedPages: set.skipRedirtiedPages,
-      };
-    }),
+    takeSendSet: unary(logger, 'TakeSendSet', async (req) => sendSetMessage(await tracker.takeSendSet(req.migrationId, req.round))),
     stopTracking: unary(logger, 'StopTracking', async (req) => ({ stopped: await tracker.stopTracking(fenceOf(req.fence)) })),
     probeDirtyRate: unary(logger, 'ProbeDirtyRate', async (req) => {
       const r = await tracker.probeDirtyRate({
@@ -117,4 +100,30 @@ function fenceOf(fence: FenceMessage | undefined): Fence {
 function safeNumber(value: bigint, field: string): number {
   if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument('VALUE_TOO_LARGE', `${field} is too large: ${value}`);
   return Number(value);
+}
+
+function countsMessage(c: RoundCounts): PrepareRoundResponse {
+  return {
+    round: c.round,
+    dirtyCount: BigInt(c.dirtyCount),
+    faultCount: BigInt(c.faultCount),
+    pagesToSend: BigInt(c.pagesToSend),
+    pagesDeferred: BigInt(c.pagesDeferred),
+    pagesReleased: BigInt(c.pagesReleased),
+    pagesSkipped: 0n,
+    layers: { cold: BigInt(c.layers.cold), warm: BigInt(c.layers.warm), hot: BigInt(c.layers.hot) },
+    populatedPages: BigInt(c.populatedPages),
+    elapsedMs: BigInt(c.elapsedMs),
+  };
+}
+
+function sendSetMessage(set: SendSet): TakeSendSetResponse {
+  return {
+    bitmap: Buffer.from(set.bitmap.buffer, set.bitmap.byteOffset, set.bitmap.byteLength),
+    pageCount: BigInt(set.pageCount),
+    maxPages: BigInt(set.maxPages),
+    domid: set.domid,
+    final: set.final,
+    skipRedirtiedPages: set.skipRedirtiedPages,
+  };
 }

@@ -52,7 +52,7 @@ describe('memory-tracker service process', () => {
     const fence = { migrationId: 'svc-mig', epoch: 1n };
     const started = await call(client.startTracking, client, { fence, domid, policy: { policy: MigrationPolicy.MIGRATION_POLICY_LAYERED } });
     assert.equal(started.maxPages, BigInt(GUEST_PAGES));
-    const r0 = await call(client.prepareRound, client, { fence, round: 0, final: false });
+    const r0 = await call(client.prepareRound, client, { fence, round: 0, final: false, takeSendSet: false });
     assert.equal(r0.pagesToSend, started.populatedPages);
     assert.equal(r0.layers?.cold, BigInt(GUEST_PAGES));
     const set = await call(client.takeSendSet, client, { migrationId: fence.migrationId, round: 0 });
@@ -60,10 +60,17 @@ describe('memory-tracker service process', () => {
     assert.equal(BigInt(bitmapCount(set.bitmap)), set.pageCount);
     assert.equal(set.domid, domid);
     assert.equal(set.skipRedirtiedPages, false);
-    await assert.rejects(call(client.prepareRound, client, { fence, round: 2, final: false }), grpcError(status.FAILED_PRECONDITION, 'ROUND_OUT_OF_ORDER'));
-    const r1 = await call(client.prepareRound, client, { fence, round: 1, final: false });
+    await assert.rejects(call(client.prepareRound, client, { fence, round: 2, final: false, takeSendSet: false }), grpcError(status.FAILED_PRECONDITION, 'ROUND_OUT_OF_ORDER'));
+    const r1 = await call(client.prepareRound, client, { fence, round: 1, final: false, takeSendSet: false });
     assert.equal(r1.round, 1);
-    assert.deepEqual(await call(client.prepareRound, client, { fence, round: 1, final: false }), r1);
+    assert.deepEqual(await call(client.prepareRound, client, { fence, round: 1, final: false, takeSendSet: false }), r1);
+    assert.equal(r1.sendSet, undefined);
+    // Prepared and taken in one call: the same counts, and the send set TakeSendSet would give.
+    const r1taken = await call(client.prepareRound, client, { fence, round: 1, final: false, takeSendSet: true });
+    const sendSet = r1taken.sendSet;
+    assert.deepEqual({ ...r1taken, sendSet: undefined }, r1);
+    assert.deepEqual(sendSet, await call(client.takeSendSet, client, { migrationId: fence.migrationId, round: 1 }));
+    assert.equal(BigInt(bitmapCount(sendSet!.bitmap)), r1.pagesToSend);
     await assert.rejects(call(client.takeSendSet, client, { migrationId: fence.migrationId, round: 0 }), grpcError(status.NOT_FOUND, 'ROUND_NOT_PREPARED'));
     await assert.rejects(
       call(client.probeDirtyRate, client, { domid, durationMs: 100n, intervalMs: 50n }),
@@ -88,7 +95,7 @@ describe('memory-tracker service process', () => {
       grpcError(status.NOT_FOUND, 'DOMAIN_NOT_FOUND'),
     );
     await assert.rejects(
-      call(client.prepareRound, client, { fence: { migrationId: 'nobody', epoch: 1n }, round: 0, final: false }),
+      call(client.prepareRound, client, { fence: { migrationId: 'nobody', epoch: 1n }, round: 0, final: false, takeSendSet: false }),
       grpcError(status.NOT_FOUND, 'MIGRATION_NOT_TRACKED'),
     );
     await assert.rejects(

@@ -91,18 +91,18 @@ describe('page-streamer service processes', () => {
     const [a] = env.hosts;
     const m = await migrationSetup('moving', 'memtest');
     let round = 0;
-    await call(tracker.prepareRound, tracker, { fence: m.fence, round, final: false });
+    await call(tracker.prepareRound, tracker, { fence: m.fence, round, final: false, takeSendSet: false });
     const r0 = await m.sendRound(round);
     assert.equal(r0.round, 0);
     assert.ok(r0.pagesSent > 0n && r0.batches >= r0.pagesSent / 1024n);
     assert.ok(r0.throughputBps > 0n);
     for (round = 1; round <= 3; round++) {
-      const plan = await call(tracker.prepareRound, tracker, { fence: m.fence, round, final: false });
+      const plan = await call(tracker.prepareRound, tracker, { fence: m.fence, round, final: false, takeSendSet: false });
       const sent = await m.sendRound(round);
       assert.equal(sent.pagesSent + sent.absentPages, plan.pagesToSend);
     }
     await a.driver.suspend(m.domid);
-    const final = await call(tracker.prepareRound, tracker, { fence: m.fence, round, final: true });
+    const final = await call(tracker.prepareRound, tracker, { fence: m.fence, round, final: true, takeSendSet: false });
     assert.equal(final.pagesDeferred, 0n);
     await m.sendRound(round);
     const state = await call(sourceStreamer.sendState, sourceStreamer, { fence: m.fence, domid: m.domid, peerEndpoint: m.endpoint, token: m.token });
@@ -133,13 +133,48 @@ describe('page-streamer service processes', () => {
     assert.equal((await call(tracker.stopTracking, tracker, { fence: m.fence })).stopped, true);
   });
 
+  it('sends the final round in one call: the tracker prepares it and hands over its send set, the state follows the pages', async () => {
+    const [a] = env.hosts;
+    const m = await migrationSetup('one-call', 'memtest');
+    await call(tracker.prepareRound, tracker, { fence: m.fence, round: 0, final: false, takeSendSet: false });
+    await m.sendRound(0);
+    await call(tracker.prepareRound, tracker, { fence: m.fence, round: 1, final: false, takeSendSet: false });
+    await a.driver.suspend(m.domid);
+    const res = await call(
+      sourceStreamer.sendRound,
+      sourceStreamer,
+      { fence: m.fence, round: 1, domid: m.domid, peerEndpoint: m.endpoint, token: m.token, bandwidthBps: 0n, compression: PayloadCompression.PAYLOAD_COMPRESSION_NONE, sendZeroPages: false, includeState: true, prepareFinal: true },
+      120_000,
+    );
+    // The tracker's counts come back to the caller; the send set's bitmap stays on the host.
+    assert.equal(res.prepared?.round, 1);
+    assert.equal(res.prepared?.sendSet, undefined);
+    assert.equal(res.pagesSent + res.absentPages, res.prepared?.pagesToSend);
+    assert.ok(res.stateBytes > 0n);
+    // The round's send set was taken with it: asking again gives the same pages.
+    const set = await call(tracker.takeSendSet, tracker, { migrationId: m.fence.migrationId, round: 1 });
+    assert.equal(set.final, true);
+    assert.equal(set.pageCount, res.prepared?.pagesToSend);
+
+    const received = (await call(targetStreamer.getReceiveStatus, targetStreamer, { migrationId: m.fence.migrationId })).status!;
+    assert.equal(received.lastRoundComplete, 1);
+    assert.equal(received.stateReceived, true);
+    const [source, target] = await Promise.all([
+      call(sourceStreamer.memoryDigest, sourceStreamer, { domid: m.domid, algorithm: DigestAlgorithm.DIGEST_ALGORITHM_SHA256 }),
+      call(targetStreamer.memoryDigest, targetStreamer, { domid: m.targetDomid, algorithm: DigestAlgorithm.DIGEST_ALGORITHM_SHA256 }),
+    ]);
+    assert.equal(target.digest.toString('hex'), source.digest.toString('hex'));
+    await call(targetStreamer.closeSession, targetStreamer, { fence: m.fence });
+    await call(tracker.stopTracking, tracker, { fence: m.fence });
+  });
+
   it('refuses a running domain for a digest, and a bad token with ABORTED', async () => {
     const m = await migrationSetup('refused', 'kv');
     await assert.rejects(
       call(sourceStreamer.memoryDigest, sourceStreamer, { domid: m.domid, algorithm: DigestAlgorithm.DIGEST_ALGORITHM_SHA256 }),
       (err: unknown) => (err as ServiceError).code === status.FAILED_PRECONDITION && reasonOf(err) === 'DOMAIN_RUNNING',
     );
-    await call(tracker.prepareRound, tracker, { fence: m.fence, round: 0, final: false });
+    await call(tracker.prepareRound, tracker, { fence: m.fence, round: 0, final: false, takeSendSet: false });
     await assert.rejects(
       call(sourceStreamer.sendRound, sourceStreamer, {
         fence: m.fence,
@@ -168,7 +203,7 @@ describe('page-streamer service processes', () => {
   it('stops streaming when the caller gives up on SendRound (its deadline passed)', async () => {
     // A kv guest holds megabytes of data from boot on: at 2 Mbit/s its round 0 takes over a minute.
     const m = await migrationSetup('abandoned', 'kv');
-    await call(tracker.prepareRound, tracker, { fence: m.fence, round: 0, final: false });
+    await call(tracker.prepareRound, tracker, { fence: m.fence, round: 0, final: false, takeSendSet: false });
     const request = { fence: m.fence, round: 0, domid: m.domid, peerEndpoint: m.endpoint, token: m.token, bandwidthBps: 2_000_000n, compression: PayloadCompression.PAYLOAD_COMPRESSION_NONE, sendZeroPages: false, includeState: false, prepareFinal: false };
     await assert.rejects(call(sourceStreamer.sendRound, sourceStreamer, request, 1500), (err: unknown) => (err as ServiceError).code === status.DEADLINE_EXCEEDED);
     // The source streamer notices the cancellation and drops the data connection.
@@ -185,7 +220,7 @@ describe('page-streamer service processes', () => {
 
   it('fails SendRound with UNAVAILABLE, promptly, when the receiving streamer is killed mid-round', async () => {
     const m = await migrationSetup('orphaned', 'kv');
-    await call(tracker.prepareRound, tracker, { fence: m.fence, round: 0, final: false });
+    await call(tracker.prepareRound, tracker, { fence: m.fence, round: 0, final: false, takeSendSet: false });
     // 2 Mbit/s: the round would take over a minute; the receiver dies long before that.
     const sending = m.sendRound(0, 2_000_000n);
     const failed = assert.rejects(sending, (err: unknown) => {

@@ -69,6 +69,8 @@ DIR writes a chart per workload (pages sent and dirty pages per round, per varia
       coordinator = (await startLab({ dir: labDir, hosts: 2, detached: false, privateNats: true })).coordinator;
     }
     const started = Date.now();
+    // The lab's logs are kept when something failed: they hold the reason.
+    let keepLogs = true;
     try {
       const runs = await runBench({
         coordinator,
@@ -113,11 +115,13 @@ DIR writes a chart per workload (pages sent and dirty pages per round, per varia
           console.log(`wrote ${file}`);
         }
       }
-      return runs.every((r) => r.outcome === 'succeeded') ? 0 : 1;
+      keepLogs = !runs.every((r) => r.outcome === 'succeeded');
+      return keepLogs ? 1 : 0;
     } finally {
       if (labDir) {
         await stopLab(labDir);
-        rmSync(labDir, { recursive: true, force: true });
+        if (keepLogs) console.error(`bench: not every migration succeeded; the lab's logs are in ${labDir}`);
+        else rmSync(labDir, { recursive: true, force: true });
       }
     }
   },

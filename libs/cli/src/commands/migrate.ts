@@ -108,7 +108,7 @@ export function printSummary(result: Awaited<ReturnType<typeof runMigrationSessi
   console.log(`  balloon released  ${s.balloon_released_pages} pages (${mib(s.balloon_released_pages * 4096)} MiB never sent)`);
   console.log(`  total time        ${s.total_ms} ms`);
   const b = s.downtime_breakdown_ms;
-  console.log(`  downtime          ${s.downtime_ms} ms${b ? ` (suspend ${b.suspend}, final round ${b.final_round}, state+commit ${b.state_and_commit}${b.verify ? `, verify ${b.verify}` : ''}, resume ${b.resume})` : ''}`);
+  console.log(`  downtime          ${s.downtime_ms} ms${b ? ` (suspend ${b.suspend}, final round ${b.final_round}${b.verify ? `, verify ${b.verify}` : ''}, commit ${b.commit}, resume ${b.resume})` : ''}`);
   console.log(`  memory verified   ${s.memory_verified ? 'yes' : 'no'}`);
   if (result.app) {
     const a = result.app;

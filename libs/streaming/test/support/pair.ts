@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { createLogger, type Logger } from '@ferry/runtime';
 import { PrepareRoundResponse } from '@ferry/proto';
-import { NoSendSetSource, PageStreamer, type SendSetSource, type TakenSendSet } from '@ferry/streaming';
+import { NoSendSetSource, PageStreamer, type PreparedFinalRound, type SendSetSource, type TakenSendSet } from '@ferry/streaming';
 import { MemoryTracker } from '@ferry/tracker';
 import { startEmuHosts, type TestHosts } from '../../../tracker/test/support/emu';
 
@@ -19,10 +19,10 @@ export class TrackerSendSets implements SendSetSource {
     return this.tracker.takeSendSet(migrationId, round);
   }
 
-  async prepareFinal(fence: { migrationId: string; epoch: bigint }, round: number): Promise<PrepareRoundResponse> {
-    const c = await this.tracker.prepareRound(fence, round, true);
+  async prepareFinal(fence: { migrationId: string; epoch: bigint }, round: number): Promise<PreparedFinalRound> {
+    const { counts: c, sendSet } = await this.tracker.prepareAndTake(fence, round, true);
     const n = BigInt;
-    return PrepareRoundResponse.fromPartial({
+    const prepared = PrepareRoundResponse.fromPartial({
       round: c.round,
       dirtyCount: n(c.dirtyCount),
       faultCount: n(c.faultCount),
@@ -33,6 +33,7 @@ export class TrackerSendSets implements SendSetSource {
       populatedPages: n(c.populatedPages),
       elapsedMs: n(c.elapsedMs),
     });
+    return { prepared, set: sendSet };
   }
 
   close(): void {}

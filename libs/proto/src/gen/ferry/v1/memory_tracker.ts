@@ -78,6 +78,12 @@ export interface PrepareRoundRequest {
    * deferred page joins the send set. No round follows a final one.
    */
   final: boolean;
+  /**
+   * Also take the round's send set (as TakeSendSet would) and return it in `send_set`: one call
+   * where a caller on the same host prepares a round and streams it right away (the page
+   * streamer's stop-and-copy round, inside the downtime window).
+   */
+  takeSendSet: boolean;
 }
 
 /** Response of MemoryTrackerService.PrepareRound. Counts only; the pages stay on the host. */
@@ -112,6 +118,11 @@ export interface PrepareRoundResponse {
   populatedPages: bigint;
   /** Time the CLEAN, the classification and storing the send set took. */
   elapsedMs: bigint;
+  /**
+   * The round's send set, when the request set take_send_set; the bitmap stays on the host (the
+   * page streamer does not pass it on).
+   */
+  sendSet?: TakeSendSetResponse | undefined;
 }
 
 /** Request of MemoryTrackerService.TakeSendSet. */
@@ -477,7 +488,7 @@ export const StartTrackingResponse: MessageFns<StartTrackingResponse> = {
 };
 
 function createBasePrepareRoundRequest(): PrepareRoundRequest {
-  return { fence: undefined, round: 0, final: false };
+  return { fence: undefined, round: 0, final: false, takeSendSet: false };
 }
 
 export const PrepareRoundRequest: MessageFns<PrepareRoundRequest> = {
@@ -490,6 +501,9 @@ export const PrepareRoundRequest: MessageFns<PrepareRoundRequest> = {
     }
     if (message.final !== false) {
       writer.uint32(24).bool(message.final);
+    }
+    if (message.takeSendSet !== false) {
+      writer.uint32(32).bool(message.takeSendSet);
     }
     return writer;
   },
@@ -531,6 +545,14 @@ export const PrepareRoundRequest: MessageFns<PrepareRoundRequest> = {
             message.final = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.takeSendSet = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -548,6 +570,11 @@ export const PrepareRoundRequest: MessageFns<PrepareRoundRequest> = {
       fence: isSet(object.fence) ? Fence.fromJSON(object.fence) : undefined,
       round: isSet(object.round) ? globalThis.Number(object.round) : 0,
       final: isSet(object.final) ? globalThis.Boolean(object.final) : false,
+      takeSendSet: isSet(object.takeSendSet)
+        ? globalThis.Boolean(object.takeSendSet)
+        : isSet(object.take_send_set)
+        ? globalThis.Boolean(object.take_send_set)
+        : false,
     };
   },
 
@@ -562,6 +589,9 @@ export const PrepareRoundRequest: MessageFns<PrepareRoundRequest> = {
     if (message.final !== false) {
       obj.final = message.final;
     }
+    if (message.takeSendSet !== false) {
+      obj.takeSendSet = message.takeSendSet;
+    }
     return obj;
   },
 
@@ -573,6 +603,7 @@ export const PrepareRoundRequest: MessageFns<PrepareRoundRequest> = {
     message.fence = (object.fence !== undefined && object.fence !== null) ? Fence.fromPartial(object.fence) : undefined;
     message.round = object.round ?? 0;
     message.final = object.final ?? false;
+    message.takeSendSet = object.takeSendSet ?? false;
     return message;
   },
 };
@@ -589,6 +620,7 @@ function createBasePrepareRoundResponse(): PrepareRoundResponse {
     layers: undefined,
     populatedPages: 0n,
     elapsedMs: 0n,
+    sendSet: undefined,
   };
 }
 
@@ -647,6 +679,9 @@ export const PrepareRoundResponse: MessageFns<PrepareRoundResponse> = {
         throw new globalThis.Error("value provided for field message.elapsedMs of type uint64 too large");
       }
       writer.uint32(80).uint64(message.elapsedMs);
+    }
+    if (message.sendSet !== undefined) {
+      TakeSendSetResponse.encode(message.sendSet, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -744,6 +779,14 @@ export const PrepareRoundResponse: MessageFns<PrepareRoundResponse> = {
             message.elapsedMs = reader.uint64() as bigint;
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.sendSet = TakeSendSetResponse.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -800,6 +843,11 @@ export const PrepareRoundResponse: MessageFns<PrepareRoundResponse> = {
         : isSet(object.elapsed_ms)
         ? BigInt(object.elapsed_ms)
         : 0n,
+      sendSet: isSet(object.sendSet)
+        ? TakeSendSetResponse.fromJSON(object.sendSet)
+        : isSet(object.send_set)
+        ? TakeSendSetResponse.fromJSON(object.send_set)
+        : undefined,
     };
   },
 
@@ -835,6 +883,9 @@ export const PrepareRoundResponse: MessageFns<PrepareRoundResponse> = {
     if (message.elapsedMs !== 0n) {
       obj.elapsedMs = message.elapsedMs.toString();
     }
+    if (message.sendSet !== undefined) {
+      obj.sendSet = TakeSendSetResponse.toJSON(message.sendSet);
+    }
     return obj;
   },
 
@@ -869,6 +920,9 @@ export const PrepareRoundResponse: MessageFns<PrepareRoundResponse> = {
       ? BigInt(object.populatedPages)
       : 0n;
     message.elapsedMs = (object.elapsedMs !== undefined && object.elapsedMs !== null) ? BigInt(object.elapsedMs) : 0n;
+    message.sendSet = (object.sendSet !== undefined && object.sendSet !== null)
+      ? TakeSendSetResponse.fromPartial(object.sendSet)
+      : undefined;
     return message;
   },
 };

@@ -637,6 +637,25 @@ export interface MigrationTotals {
   downtimeBytes: bigint;
   /** Populated pages of the domain when pre-copy began (after compaction). */
   populatedPages: bigint;
+  /**
+   * Where downtime_ms went, as the coordinator timed its calls; absent when a coordinator that
+   * took the migration over did not see the whole window.
+   */
+  downtimeParts?: DowntimeParts | undefined;
+}
+
+/** The downtime window in consecutive parts that add up to MigrationTotals.downtime_ms. */
+export interface DowntimeParts {
+  /** From the start of the suspend until the final round's call: the suspend handshake. */
+  suspendMs: bigint;
+  /** The final round's call: the tracker's FINAL CLEAN, the last pages and the vCPU state. */
+  finalRoundMs: bigint;
+  /** Memory digests on both hosts (only with verify). */
+  verifyMs: bigint;
+  /** Until the unpause was sent: the commit record's write. */
+  commitMs: bigint;
+  /** The unpause on the target, until it returned. */
+  resumeMs: bigint;
 }
 
 /** When a migration entered a phase. */
@@ -1531,6 +1550,7 @@ function createBaseMigrationTotals(): MigrationTotals {
     downtimePages: 0n,
     downtimeBytes: 0n,
     populatedPages: 0n,
+    downtimeParts: undefined,
   };
 }
 
@@ -1601,6 +1621,9 @@ export const MigrationTotals: MessageFns<MigrationTotals> = {
         throw new globalThis.Error("value provided for field message.populatedPages of type uint64 too large");
       }
       writer.uint32(96).uint64(message.populatedPages);
+    }
+    if (message.downtimeParts !== undefined) {
+      DowntimeParts.encode(message.downtimeParts, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -1714,6 +1737,14 @@ export const MigrationTotals: MessageFns<MigrationTotals> = {
             message.populatedPages = reader.uint64() as bigint;
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.downtimeParts = DowntimeParts.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1780,6 +1811,11 @@ export const MigrationTotals: MessageFns<MigrationTotals> = {
         : isSet(object.populated_pages)
         ? BigInt(object.populated_pages)
         : 0n,
+      downtimeParts: isSet(object.downtimeParts)
+        ? DowntimeParts.fromJSON(object.downtimeParts)
+        : isSet(object.downtime_parts)
+        ? DowntimeParts.fromJSON(object.downtime_parts)
+        : undefined,
     };
   },
 
@@ -1821,6 +1857,9 @@ export const MigrationTotals: MessageFns<MigrationTotals> = {
     if (message.populatedPages !== 0n) {
       obj.populatedPages = message.populatedPages.toString();
     }
+    if (message.downtimeParts !== undefined) {
+      obj.downtimeParts = DowntimeParts.toJSON(message.downtimeParts);
+    }
     return obj;
   },
 
@@ -1853,6 +1892,179 @@ export const MigrationTotals: MessageFns<MigrationTotals> = {
     message.populatedPages = (object.populatedPages !== undefined && object.populatedPages !== null)
       ? BigInt(object.populatedPages)
       : 0n;
+    message.downtimeParts = (object.downtimeParts !== undefined && object.downtimeParts !== null)
+      ? DowntimeParts.fromPartial(object.downtimeParts)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDowntimeParts(): DowntimeParts {
+  return { suspendMs: 0n, finalRoundMs: 0n, verifyMs: 0n, commitMs: 0n, resumeMs: 0n };
+}
+
+export const DowntimeParts: MessageFns<DowntimeParts> = {
+  encode(message: DowntimeParts, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.suspendMs !== 0n) {
+      if (BigInt.asUintN(64, message.suspendMs) !== message.suspendMs) {
+        throw new globalThis.Error("value provided for field message.suspendMs of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.suspendMs);
+    }
+    if (message.finalRoundMs !== 0n) {
+      if (BigInt.asUintN(64, message.finalRoundMs) !== message.finalRoundMs) {
+        throw new globalThis.Error("value provided for field message.finalRoundMs of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.finalRoundMs);
+    }
+    if (message.verifyMs !== 0n) {
+      if (BigInt.asUintN(64, message.verifyMs) !== message.verifyMs) {
+        throw new globalThis.Error("value provided for field message.verifyMs of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.verifyMs);
+    }
+    if (message.commitMs !== 0n) {
+      if (BigInt.asUintN(64, message.commitMs) !== message.commitMs) {
+        throw new globalThis.Error("value provided for field message.commitMs of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.commitMs);
+    }
+    if (message.resumeMs !== 0n) {
+      if (BigInt.asUintN(64, message.resumeMs) !== message.resumeMs) {
+        throw new globalThis.Error("value provided for field message.resumeMs of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.resumeMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DowntimeParts {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDowntimeParts();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.suspendMs = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.finalRoundMs = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.verifyMs = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.commitMs = reader.uint64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.resumeMs = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DowntimeParts {
+    return {
+      suspendMs: isSet(object.suspendMs)
+        ? BigInt(object.suspendMs)
+        : isSet(object.suspend_ms)
+        ? BigInt(object.suspend_ms)
+        : 0n,
+      finalRoundMs: isSet(object.finalRoundMs)
+        ? BigInt(object.finalRoundMs)
+        : isSet(object.final_round_ms)
+        ? BigInt(object.final_round_ms)
+        : 0n,
+      verifyMs: isSet(object.verifyMs)
+        ? BigInt(object.verifyMs)
+        : isSet(object.verify_ms)
+        ? BigInt(object.verify_ms)
+        : 0n,
+      commitMs: isSet(object.commitMs)
+        ? BigInt(object.commitMs)
+        : isSet(object.commit_ms)
+        ? BigInt(object.commit_ms)
+        : 0n,
+      resumeMs: isSet(object.resumeMs)
+        ? BigInt(object.resumeMs)
+        : isSet(object.resume_ms)
+        ? BigInt(object.resume_ms)
+        : 0n,
+    };
+  },
+
+  toJSON(message: DowntimeParts): unknown {
+    const obj: any = {};
+    if (message.suspendMs !== 0n) {
+      obj.suspendMs = message.suspendMs.toString();
+    }
+    if (message.finalRoundMs !== 0n) {
+      obj.finalRoundMs = message.finalRoundMs.toString();
+    }
+    if (message.verifyMs !== 0n) {
+      obj.verifyMs = message.verifyMs.toString();
+    }
+    if (message.commitMs !== 0n) {
+      obj.commitMs = message.commitMs.toString();
+    }
+    if (message.resumeMs !== 0n) {
+      obj.resumeMs = message.resumeMs.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DowntimeParts>, I>>(base?: I): DowntimeParts {
+    return DowntimeParts.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DowntimeParts>, I>>(object: I): DowntimeParts {
+    const message = createBaseDowntimeParts();
+    message.suspendMs = (object.suspendMs !== undefined && object.suspendMs !== null) ? BigInt(object.suspendMs) : 0n;
+    message.finalRoundMs = (object.finalRoundMs !== undefined && object.finalRoundMs !== null)
+      ? BigInt(object.finalRoundMs)
+      : 0n;
+    message.verifyMs = (object.verifyMs !== undefined && object.verifyMs !== null) ? BigInt(object.verifyMs) : 0n;
+    message.commitMs = (object.commitMs !== undefined && object.commitMs !== null) ? BigInt(object.commitMs) : 0n;
+    message.resumeMs = (object.resumeMs !== undefined && object.resumeMs !== null) ? BigInt(object.resumeMs) : 0n;
     return message;
   },
 };
