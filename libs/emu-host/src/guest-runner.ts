@@ -189,22 +189,26 @@ export class GuestRunner {
     this.post({ type: 'resume', context });
   }
 
-  /** Stops the guest for good: kernel.halt() if it is running, then the thread ends. */
+  /**
+   * Stops the guest for good and ends the thread, which closes the guest memory it opened: a
+   * running guest (or a standby vCPU, idle in its event loop) gets kernel.halt() by message; a parked
+   * one runs no code and takes the EXIT command from the vCPU words instead (a guest that parks
+   * while halting takes it too). Terminating the thread is the last resort only: it would leave the
+   * thread's descriptors of the memory objects open.
+   */
   async halt(): Promise<void> {
     this.halting = true;
     const worker = this.worker;
     if (!worker || this.exited) return;
-    // A standby vCPU never ran guest code: nothing to halt cleanly.
-    if (this.parkedFor === null && !(this.opts.mode === 'standby' && !this.standbyDone)) {
-      // A running guest gets to halt() cleanly; a parked one cannot run code, so it is terminated.
-      this.post({ type: 'halt' });
-      const graceful = await Promise.race([
-        this.exitPromise.then(() => true),
-        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), HALT_GRACE_MS).unref()),
-      ]);
-      if (graceful) return;
-      this.opts.logger.warn({ domid: this.opts.domid }, 'guest did not halt in time; terminating its vCPU');
-    }
+    // Both: the host's view of whether the vCPU is parked may lag the worker's by a message.
+    this.command(VcpuCommand.EXIT);
+    this.post({ type: 'halt' });
+    const graceful = await Promise.race([
+      this.exitPromise.then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), HALT_GRACE_MS).unref()),
+    ]);
+    if (graceful) return;
+    this.opts.logger.warn({ domid: this.opts.domid }, 'guest did not halt in time; terminating its vCPU');
     await worker.terminate();
     await this.exitPromise;
   }

@@ -4,7 +4,8 @@
 // or network handler runs, and guest memory cannot change. It parks at a clean point: at
 // platform.checkpoint() when a pause was requested, in its message handler when the host nudges an
 // idle guest, in platform.suspend(), and in platform.shutdown(). While parked it serves commands
-// written to the COMMAND word (save the vCPU context, run again, resume after a cancelled suspend).
+// written to the COMMAND word (save the vCPU context, run again, resume after a cancelled suspend,
+// exit when the domain is destroyed).
 //
 // Words of the Int32Array over a SharedArrayBuffer that both threads hold:
 
@@ -28,6 +29,11 @@ export const VcpuCommand = {
   SAVE_CONTEXT: 2,
   /** Return 1 from platform.suspend(): the suspend was cancelled (xc_domain_resume fast). */
   RESUME_SUSPENDED: 3,
+  /**
+   * The domain is destroyed: close guest memory and end the thread. Terminating a parked worker
+   * instead would leave its descriptors of the memory objects open, and the host's memory with them.
+   */
+  EXIT: 4,
 } as const;
 export type VcpuCommand = (typeof VcpuCommand)[keyof typeof VcpuCommand];
 

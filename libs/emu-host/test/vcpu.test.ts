@@ -3,6 +3,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { xsPaths } from '@ferry/hypervisor';
 import { guestCommand, home, isCode, scriptedReady, startHost, stopAllHosts, waitForXenstore, type TestHost } from './helpers';
@@ -116,4 +117,39 @@ test('a guest that never acknowledges makes suspend fail with ETIMEDOUT, and the
   assert.equal(await driver.xenstoreRead(xsPaths.controlShutdown(domid)), '', 'the request was cancelled');
   assert.equal((await driver.domainInfo(domid)).state, 'running');
   await driver.destroy(domid);
+});
+
+/** The host process's open descriptors of this domain's memory objects (RAM and meta). */
+function memoryDescriptors(domid: number): string[] {
+  const dir = `/proc/${host.process.pid}/fd`;
+  const marker = `${host.process.shmPrefix.replace(/^\//, '')}d${domid}-`;
+  const links: string[] = [];
+  for (const fd of readdirSync(dir)) {
+    try {
+      const target = readlinkSync(`${dir}/${fd}`);
+      if (target.includes(marker)) links.push(target);
+    } catch {
+      // closed between the listing and the read
+    }
+  }
+  return links;
+}
+
+test('destroying a domain closes every descriptor of its memory, whatever state its vCPU is in', async () => {
+  const { driver } = host;
+  const running = await newDomain('fd-running');
+  const paused = await newDomain('fd-paused');
+  await driver.pause(paused);
+  const suspended = await newDomain('fd-suspended');
+  await driver.suspend(suspended, { timeoutMs: 60_000 });
+  // A restore domain keeps a standby vCPU ready for its first unpause.
+  const standby = await driver.createRestoreDomain({ name: 'fd-standby', maxPages: 1024, vcpus: 1 });
+  for (const domid of [running, paused, suspended, standby]) {
+    assert.ok(memoryDescriptors(domid).length > 0, `domain ${domid} has its memory open while it exists`);
+  }
+  for (const domid of [running, paused, suspended, standby]) {
+    await driver.destroy(domid);
+    // Otherwise the unlinked objects keep their memory until the host exits (/dev/shm fills up).
+    assert.deepEqual(memoryDescriptors(domid), [], `domain ${domid}: descriptors left after destroy`);
+  }
 });

@@ -163,6 +163,9 @@ export class WorkerPlatform implements GuestPlatform {
       const command = Atomics.exchange(this.vcpu, VCPU.COMMAND, VcpuCommand.NONE);
       if (command === VcpuCommand.SAVE_CONTEXT) {
         this.postContext();
+      } else if (command === VcpuCommand.EXIT) {
+        // No guest code runs again: the memory goes, then the thread.
+        this.exitNow();
       } else if (
         (command === VcpuCommand.RUN && code === ParkCode.PAUSED && Atomics.load(this.vcpu, VCPU.PAUSE_REQUESTED) === 0) ||
         (command === VcpuCommand.RESUME_SUSPENDED && code === ParkCode.SUSPENDED)
@@ -199,6 +202,11 @@ export class WorkerPlatform implements GuestPlatform {
     } finally {
       clearTimeout(timer);
     }
+    this.exitNow();
+  }
+
+  /** Drops the network, closes guest memory (mappings and descriptors) and ends the thread. */
+  private exitNow(): never {
     for (const server of this.servers) server.close();
     for (const socket of this.sockets) socket.destroy();
     this.memory.close();
