@@ -4,6 +4,7 @@
 
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { bucketKeys } from './kv-keys';
 
 export const HOST_BUCKET = 'ferry_hosts';
 /** An entry not refreshed for this long disappears. */
@@ -53,7 +54,7 @@ export async function registerHost(
 export async function listHosts(nc: NatsConnection): Promise<HostRecord[]> {
   const kv = await bucket(nc);
   const out: HostRecord[] = [];
-  for await (const key of await kv.keys()) {
+  for (const key of await bucketKeys(nc, HOST_BUCKET)) {
     const e = await kv.get(key);
     if (e && e.operation === 'PUT') out.push(JSON.parse(e.string()) as HostRecord);
   }

@@ -13,6 +13,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Migration } from '@ferry/proto';
+import { bucketKeys } from './kv-keys';
 
 export const MIGRATION_BUCKET = 'ferry_migrations';
 export const REQUEST_BUCKET = 'ferry_migration_requests';
@@ -69,6 +70,7 @@ function requestKey(requestId: string): string {
 
 export class MigrationRecords {
   private constructor(
+    private readonly nc: NatsConnection,
     private readonly kv: KV,
     private readonly requests: KV,
   ) {}
@@ -76,7 +78,7 @@ export class MigrationRecords {
   /** Opens the buckets, creating them on first use. */
   static async open(nc: NatsConnection): Promise<MigrationRecords> {
     const kvm = new Kvm(nc);
-    return new MigrationRecords(await kvm.create(MIGRATION_BUCKET, { history: 5 }), await kvm.create(REQUEST_BUCKET, { history: 1 }));
+    return new MigrationRecords(nc, await kvm.create(MIGRATION_BUCKET, { history: 5 }), await kvm.create(REQUEST_BUCKET, { history: 1 }));
   }
 
   /** Stores a new record; MigrationRecordExists when the id is taken. Returns the revision. */
@@ -109,10 +111,9 @@ export class MigrationRecords {
 
   /** Every record (unordered). */
   async list(): Promise<VersionedMigration[]> {
-    const keys: string[] = [];
-    for await (const key of await this.kv.keys()) keys.push(key);
     const out: VersionedMigration[] = [];
-    for (const key of keys) {
+    // Each key once, also when records are written while the listing runs (kv-keys.ts).
+    for (const key of await bucketKeys(this.nc, MIGRATION_BUCKET)) {
       const e = await this.kv.get(key);
       if (e && e.operation === 'PUT') out.push({ migration: decode(e.string()), revision: e.revision });
     }

@@ -85,16 +85,26 @@ export interface SendRoundStats {
 }
 
 export async function sendRound(deps: SenderDeps, req: SendRoundRequest, link: DataLink): Promise<SendRoundStats> {
-  const final = req.prepareFinal ? await deps.sendSets.prepareFinal({ migrationId: req.migrationId, epoch: req.epoch }, req.round) : undefined;
-  const prepared = final?.prepared;
-  // The round's time is the streaming's: the tracker reports its own (prepared.elapsedMs).
-  const started = performance.now();
-  const set = final?.set ?? (await deps.sendSets.take(req.migrationId, req.round));
+  // The send set (prepared first for the final round) and the suspended domain's vCPU state are
+  // fetched at the same time: in the downtime window that is one wait, not two.
+  const fetchStarted = performance.now();
+  const fetchSet = async () => {
+    if (!req.prepareFinal) return { prepared: undefined, set: await deps.sendSets.take(req.migrationId, req.round) };
+    return deps.sendSets.prepareFinal({ migrationId: req.migrationId, epoch: req.epoch }, req.round);
+  };
+  // EBUSY (FAILED_PRECONDITION) while the domain still runs: known before a page is sent.
+  const readState = () => (req.includeState ? deps.driver.getVcpuContext(req.domid) : Promise.resolve(null));
+  const [fetched, stateRead] = await Promise.allSettled([fetchSet(), readState()]);
+  if (fetched.status === 'rejected') throw fetched.reason;
+  const { prepared, set } = fetched.value;
   if (set.domid !== req.domid) {
     throw failedPrecondition('DOMID_MISMATCH', `round ${req.round} of migration ${req.migrationId} tracks domain ${set.domid}, not ${req.domid}`);
   }
-  // EBUSY (FAILED_PRECONDITION) while the domain still runs: read before a page is sent.
-  const state = req.includeState ? await deps.driver.getVcpuContext(req.domid) : null;
+  if (stateRead.status === 'rejected') throw stateRead.reason;
+  const state = stateRead.value;
+  // The round's time is the streaming's: a final round's preparation is the tracker's to report
+  // (prepared.elapsedMs), taking a prepared send set counts as streaming.
+  const started = req.prepareFinal ? performance.now() : fetchStarted;
   const encoder = new BatchEncoder(deps.driver, req.domid, req.migrationId, {
     compression: req.compression,
     checksum: req.checksum ?? ChecksumAlgorithm.CHECKSUM_ALGORITHM_CRC32,
