@@ -13,7 +13,5 @@ export async function bucketKeys(nc: NatsConnection, bucket: string): Promise<st
   const jsm = await jetstreamManager(nc, { checkAPI: false });
   const prefix = `$KV.${bucket}.`;
   const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}>` });
-  return Object.keys(info.state.subjects ?? {})
-    .filter((subject) => subject.startsWith(prefix))
-    .map((subject) => subject.slice(prefix.length));
+  return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
 }

@@ -169,7 +169,6 @@ export class MigrationJournal {
 
   /** Waits until every queued event is published (or given up on); ends any hold first. */
   async flush(): Promise<void> {
-    this.releasePublishing();
     await this.writes;
     this.releasePublishing();
     await this.publishing;

@@ -256,10 +256,7 @@ export class MigrationRun {
       maxPages: Number(tracking.maxPages),
       trackingStartedAt,
     }).run();
-    this.window = {
-      suspendStartedAt: report.suspendStartedAt,
-      finalCall: report.finalCallEndedAt > 0 ? { startedAt: report.finalCallStartedAt, endedAt: report.finalCallEndedAt } : undefined,
-    };
+    this.window = { suspendStartedAt: report.suspendStartedAt, finalCall: report.finalCall };
     // Both recorded with the next phase's write: no extra write inside the downtime window.
     this.stateBytes = report.stateBytes;
     this.finalRound = report.finalRound;

@@ -40,9 +40,8 @@ export interface PrecopyReport {
   stopReason: string;
   /** When the suspend handshake started: downtime runs from here. */
   suspendStartedAt: number;
-  /** When the final round's call was made and when it returned (0 if it never was). */
-  finalCallStartedAt: number;
-  finalCallEndedAt: number;
+  /** When the final round's call was made and when it returned (absent if it never returned). */
+  finalCall?: { startedAt: number; endedAt: number };
   /** True when the completion timeout ended pre-copy. */
   timedOut: boolean;
   /** Bytes of vCPU and device state sent with the final round. */
@@ -56,8 +55,7 @@ export class PrecopyRun implements PrecopyExecutor {
   private readonly reporter: RoundReporter;
   private lastCleanAt: number;
   private suspendStartedAt = 0;
-  private finalCallStartedAt = 0;
-  private finalCallEndedAt = 0;
+  private finalCall: { startedAt: number; endedAt: number } | undefined;
   private timedOut = false;
   private finalRound: number | undefined;
   /** The final round, sent by prepareRound(final) and handed to the loop by sendRound. */
@@ -104,8 +102,7 @@ export class PrecopyRun implements PrecopyExecutor {
       outcome,
       stopReason: this.reporter.stoppedBecause ?? '',
       suspendStartedAt: this.suspendStartedAt,
-      finalCallStartedAt: this.finalCallStartedAt,
-      finalCallEndedAt: this.finalCallEndedAt,
+      finalCall: this.finalCall,
       timedOut: this.timedOut,
       stateBytes: this.stateBytes,
       finalRound: this.reporter.takeFinal(),
@@ -129,11 +126,11 @@ export class PrecopyRun implements PrecopyExecutor {
     this.finalRound = round;
     const startedAt = Date.now();
     const res = await this.stream(round, true);
-    this.finalCallStartedAt = startedAt;
-    this.finalCallEndedAt = Date.now();
+    const endedAt = Date.now();
+    this.finalCall = { startedAt, endedAt };
     const prepared = res.prepared;
     if (!prepared) throw new MigrationFailure(FailureCode.FAILURE_CODE_TRACKING_FAILED, `SendRound of the final round ${round} came back without the tracker's counts`, this.setup.sourceHost);
-    const totalMs = Date.now() - startedAt;
+    const totalMs = endedAt - startedAt;
     const prepareMs = Math.min(totalMs, Number(prepared.elapsedMs));
     this.noteRound(round, startedAt, prepareMs, prepared);
     const x = this.extras.get(round)!;

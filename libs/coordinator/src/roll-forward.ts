@@ -3,8 +3,9 @@
 // target's balloon, the fence). RESUMING_TARGET is recorded once the unpause has returned, not
 // before it: COMMITTED already says "roll forward" to any coordinator that takes over, so the
 // guest need not stay stopped for one more record write, and nothing else runs in this process
-// while the unpause is under way (the events held since the suspend are published after it). Everything comes from the record, so a coordinator that takes a
-// committed migration over finishes it with the same code.
+// while the unpause is under way (the events held since the suspend are published after it).
+// Everything comes from the record, so a coordinator that takes a committed migration over
+// finishes it with the same code.
 //
 // Unpausing the target and destroying the source are retried until they happen. One exception
 // keeps the domain from running nowhere: if the target answers, again and again, that it cannot
