@@ -6,6 +6,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HypervisorDriver } from '@ferry/hypervisor';
 
+const FIRST_POLL_MS = 5;
+
 export type SettleOutcome = 'reached' | 'timeout' | 'no-progress' | 'no-balloon-driver' | 'cancelled';
 
 export interface SettleOptions {
@@ -17,7 +19,7 @@ export interface SettleOptions {
   timeoutMs: number;
   /** Give up when no page has been released for this long. */
   noProgressMs: number;
-  /** How often populated pages are read. */
+  /** How often populated pages are read, at most (the first polls come sooner). */
   pollMs: number;
   /** Cancels the wait (a Restore or Unfreeze of the migration, or shutdown). */
   signal?: AbortSignal;
@@ -39,6 +41,9 @@ export async function waitForBalloon(
   let lowest = opts.startPages;
   let lastProgressAt = startedAt;
   let moved = false;
+  // Polls start short and back off to pollMs: a balloon often settles within tens of
+  // milliseconds, and a fixed poll of 100 ms would add most of one poll to every compaction.
+  let interval = Math.min(FIRST_POLL_MS, opts.pollMs);
   for (;;) {
     const pages = (await driver.domainInfo(domid)).nrPages;
     const now = Date.now();
@@ -54,7 +59,8 @@ export async function waitForBalloon(
     if (now - lastProgressAt >= opts.noProgressMs) return result(moved ? 'no-progress' : 'no-balloon-driver');
     const untilDeadline = Math.min(opts.timeoutMs - (now - startedAt), opts.noProgressMs - (now - lastProgressAt));
     try {
-      await sleep(Math.max(1, Math.min(opts.pollMs, untilDeadline)), undefined, { signal: opts.signal });
+      await sleep(Math.max(1, Math.min(interval, untilDeadline)), undefined, { signal: opts.signal });
+      interval = Math.min(interval * 2, opts.pollMs);
     } catch {
       // Aborted: the next pass reports 'cancelled' (after one last look at the figures).
     }

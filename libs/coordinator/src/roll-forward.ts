@@ -1,11 +1,11 @@
 // After the commit point the migration only moves forward: unpause the domain on the target
 // (downtime ends when that returns), destroy the source, then tidy up (tracking, sessions, the
-// target's balloon, the fence). RESUMING_TARGET is recorded once the unpause has returned, not
-// before it: COMMITTED already says "roll forward" to any coordinator that takes over, so the
-// guest need not stay stopped for one more record write, and nothing else runs in this process
-// while the unpause is under way (the events held since the suspend are published after it).
-// Everything comes from the record, so a coordinator that takes a committed migration over
-// finishes it with the same code.
+// target's balloon, the fence; both hosts at once). RESUMING_TARGET is recorded once the unpause
+// has returned, not before it: COMMITTED already says "roll forward" to any coordinator that takes
+// over, so the guest need not stay stopped for one more record write, and nothing else runs in
+// this process while the unpause is under way (the events held since the suspend are published
+// after it). Everything comes from the record, so a coordinator that takes a committed migration
+// over finishes it with the same code.
 //
 // Unpausing the target and destroying the source are retried until they happen. One exception
 // keeps the domain from running nowhere: if the target answers, again and again, that it cannot
@@ -105,29 +105,40 @@ async function cleanUp(ctx: RunContext, steps: Steps, m: Migration, leftovers: s
   const { fence } = ctx;
   const tidy = tidier(ctx, leftovers);
   const deadline = { deadlineMs: ctx.timing.callDeadlineMs };
-  // The source domain goes first: after this the domain exists only on the target.
-  await steps
-    .call('DestroyDomain', m.sourceHost, ESSENTIAL, (h) => unaryCall(h.agent.destroyDomain, h.agent, { fence, domid: m.sourceDomid }, deadline))
-    .catch((err) => {
-      if (!isNotFound(err)) throw err;
-    });
-  await tidy(`stop tracking on ${m.sourceHost}`, () =>
-    steps.call('StopTracking', m.sourceHost, TIDY, (h) => unaryCall(h.tracker.stopTracking, h.tracker, { fence }, deadline)),
-  );
-  await tidy(`close the send session on ${m.sourceHost}`, () =>
-    steps.call('CloseSession', m.sourceHost, TIDY, (h) => unaryCall(h.streamer.closeSession, h.streamer, { fence }, deadline)),
-  );
-  await tidy(`close the receive session on ${m.targetHost}`, () =>
-    steps.call('CloseSession', m.targetHost, TIDY, (h) => unaryCall(h.streamer.closeSession, h.streamer, { fence }, deadline)),
-  );
-  if (m.compaction) {
-    // Give the guest back the memory compaction took (the balloon deflates on the target).
-    await tidy(`restore the balloon on ${m.targetHost}`, () =>
-      steps.call('Restore', m.targetHost, TIDY, (h) =>
-        unaryCall(h.balloon.restore, h.balloon, { fence, domid: m.targetDomid, targetPages: m.compaction?.originalTargetPages ?? 0n }, deadline),
-      ),
+  // The two hosts are tidied at the same time: nothing on one waits for the other, and a
+  // migration is over only when both are done.
+  const source = async () => {
+    // The source domain goes first: after this the domain exists only on the target.
+    await steps
+      .call('DestroyDomain', m.sourceHost, ESSENTIAL, (h) => unaryCall(h.agent.destroyDomain, h.agent, { fence, domid: m.sourceDomid }, deadline))
+      .catch((err) => {
+        if (!isNotFound(err)) throw err;
+      });
+    await tidy(`stop tracking on ${m.sourceHost}`, () =>
+      steps.call('StopTracking', m.sourceHost, TIDY, (h) => unaryCall(h.tracker.stopTracking, h.tracker, { fence }, deadline)),
     );
-  }
+    await tidy(`close the send session on ${m.sourceHost}`, () =>
+      steps.call('CloseSession', m.sourceHost, TIDY, (h) => unaryCall(h.streamer.closeSession, h.streamer, { fence }, deadline)),
+    );
+  };
+  const target = async () => {
+    await tidy(`close the receive session on ${m.targetHost}`, () =>
+      steps.call('CloseSession', m.targetHost, TIDY, (h) => unaryCall(h.streamer.closeSession, h.streamer, { fence }, deadline)),
+    );
+    if (m.compaction) {
+      // Give the guest back the memory compaction took (the balloon deflates on the target).
+      await tidy(`restore the balloon on ${m.targetHost}`, () =>
+        steps.call('Restore', m.targetHost, TIDY, (h) =>
+          unaryCall(h.balloon.restore, h.balloon, { fence, domid: m.targetDomid, targetPages: m.compaction?.originalTargetPages ?? 0n }, deadline),
+        ),
+      );
+    }
+  };
+  // Both chains run to their end (allSettled) before an error is passed on: a chain is never cut
+  // off half-way by the other's failure.
+  const results = await Promise.allSettled([source(), target()]);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+  // Released last, once the source copy is gone: from then on the domain is the target's alone.
   await tidy(`release the domain on ${m.targetHost}`, () =>
     steps.call('ReleaseDomain', m.targetHost, TIDY, (h) => unaryCall(h.agent.releaseDomain, h.agent, { fence, domid: m.targetDomid }, deadline)),
   );

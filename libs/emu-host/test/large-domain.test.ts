@@ -44,3 +44,26 @@ test('a running guest above 4 GiB writes its top pages and dom0 reads them', asy
   assert.equal((await driver.domainInfo(domid)).nrPages, MAX_PAGES - 1);
   await driver.destroy(domid);
 });
+
+test('dom0 reads and writes runs of consecutive pfns across a window edge, holes and out-of-order pfns included', async () => {
+  const { driver } = await startHost({ name: 'runs', capacityBytes: (2 * WINDOW_PAGES + 16) * PAGE_SIZE });
+  const domid = await driver.createRestoreDomain({ name: 'runs', maxPages: 2 * WINDOW_PAGES, vcpus: 1 });
+  // A run across the first window edge, a lone page, and a run written out of order.
+  const written = [WINDOW_PAGES - 3, WINDOW_PAGES - 2, WINDOW_PAGES - 1, WINDOW_PAGES, WINDOW_PAGES + 1, 7, 12, 11];
+  const data = Buffer.alloc(written.length * PAGE_SIZE);
+  written.forEach((pfn, i) => data.fill((pfn % 251) + 1, i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+  await driver.writePages(domid, written, data);
+
+  // WINDOW_PAGES + 2 and 8 were never written: absent, zero-filled, and they split the runs.
+  const read = [7, 8, WINDOW_PAGES - 1, WINDOW_PAGES, WINDOW_PAGES + 1, WINDOW_PAGES + 2, 11, 12];
+  const pages = await driver.mapForeignPages(domid, read);
+  read.forEach((pfn, i) => {
+    const page = pages.data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
+    const isWritten = written.includes(pfn);
+    assert.equal(pages.errors[i], isWritten ? 0 : -2, `pfn ${pfn}`);
+    const fill = isWritten ? (pfn % 251) + 1 : 0;
+    assert.ok(page.every((b) => b === fill), `pfn ${pfn} reads back as ${fill}`);
+  });
+  pages.unmap();
+  await driver.destroy(domid);
+});

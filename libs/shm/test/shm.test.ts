@@ -76,6 +76,33 @@ test('allocate backs a range with zeroed memory up front', () => {
   }
 });
 
+test('read and write go through the descriptor: they see the mappings, holes stay holes, the end is checked', () => {
+  const obj = SharedMemoryObject.create(freshName(), 16 * 4096);
+  const readOnly = SharedMemoryObject.open(obj.name, { writable: false });
+  try {
+    const view = new Uint8Array(obj.map());
+    view.fill(0xab, 4096, 3 * 4096); // pages 1 and 2 through the mapping
+    const out = Buffer.alloc(4 * 4096, 0xff);
+    readOnly.read(0, out, 0, 4 * 4096); // pages 0 and 3 are holes
+    assert.ok(out.subarray(0, 4096).every((b) => b === 0), 'a hole reads as zeros');
+    assert.ok(out.subarray(4096, 3 * 4096).every((b) => b === 0xab), 'pages written through the mapping');
+    assert.ok(out.subarray(3 * 4096).every((b) => b === 0));
+    assert.equal(obj.allocatedBytes(), 2 * 4096, 'reading holes allocates nothing');
+
+    const source = Buffer.alloc(2 * 4096 + 100, 0x5c);
+    obj.write(8 * 4096, source, 100, 2 * 4096);
+    assert.ok(view.subarray(8 * 4096, 10 * 4096).every((b) => b === 0x5c), 'the mapping sees the write');
+    assert.equal(view[10 * 4096], 0);
+
+    assert.throws(() => obj.write(15 * 4096, source, 0, 2 * 4096), RangeError);
+    assert.throws(() => readOnly.read(15 * 4096, out, 0, 2 * 4096), /ran past the end/);
+    assert.throws(() => readOnly.write(0, source, 0, 4096), { code: 'EBADF' });
+  } finally {
+    readOnly.close();
+    cleanup(obj);
+  }
+});
+
 test('an object larger than 4 GiB maps as 1 GiB windows', () => {
   const size = 6 * 2 ** 30; // sparse: costs nothing until touched
   const obj = SharedMemoryObject.create(freshName(), size);

@@ -94,14 +94,32 @@ export async function sendRound(deps: SenderDeps, req: SendRoundRequest, link: D
   };
   // EBUSY (FAILED_PRECONDITION) while the domain still runs: known before a page is sent.
   const readState = () => (req.includeState ? deps.driver.getVcpuContext(req.domid) : Promise.resolve(null));
-  const [fetched, stateRead] = await Promise.allSettled([fetchSet(), readState()]);
-  if (fetched.status === 'rejected') throw fetched.reason;
-  const { prepared, set } = fetched.value;
-  if (set.domid !== req.domid) {
-    throw failedPrecondition('DOMID_MISMATCH', `round ${req.round} of migration ${req.migrationId} tracks domain ${set.domid}, not ${req.domid}`);
+  // The data link is leased meanwhile: a round that opens it (round 0, or after a failure)
+  // connects and says hello while the tracker hands over the send set. A refused call gives up a
+  // connection attempt still under way, and leaves an open connection open.
+  const refused = new AbortController();
+  let leaseSettled = false;
+  const leasing = link.lease(deps, req, AbortSignal.any([req.signal, refused.signal])).finally(() => (leaseSettled = true));
+  const fetching = Promise.allSettled([fetchSet(), readState()]).then(([fetched, stateRead]) => {
+    if (fetched.status === 'rejected') throw fetched.reason;
+    const { set } = fetched.value;
+    if (set.domid !== req.domid) {
+      throw failedPrecondition('DOMID_MISMATCH', `round ${req.round} of migration ${req.migrationId} tracks domain ${set.domid}, not ${req.domid}`);
+    }
+    if (stateRead.status === 'rejected') throw stateRead.reason;
+    return { ...fetched.value, state: stateRead.value };
+  });
+  fetching.catch((err: unknown) => {
+    if (!leaseSettled) refused.abort(err);
+  });
+  const [fetched, leased] = await Promise.allSettled([fetching, leasing]);
+  if (fetched.status === 'rejected') {
+    if (leased.status === 'fulfilled') leased.value.release();
+    throw fetched.reason;
   }
-  if (stateRead.status === 'rejected') throw stateRead.reason;
-  const state = stateRead.value;
+  if (leased.status === 'rejected') throw leased.reason;
+  const { prepared, set, state } = fetched.value;
+  const lease = leased.value;
   // The round's time is the streaming's: a final round's preparation is the tracker's to report
   // (prepared.elapsedMs), taking a prepared send set counts as streaming.
   const started = req.prepareFinal ? performance.now() : fetchStarted;
@@ -111,7 +129,6 @@ export async function sendRound(deps: SenderDeps, req: SendRoundRequest, link: D
     sendZeroPages: req.sendZeroPages ?? false,
   });
   const bucket = req.bandwidthBps > 0 ? TokenBucket.forBitsPerSecond(req.bandwidthBps) : null;
-  const lease = await link.lease(deps, req, req.signal);
   const conn = lease.conn;
   // A round that opened the connection pays for its hello.
   const wireAtStart = lease.opened ? 0 : conn.wireBytes;

@@ -4,7 +4,7 @@
 
 import { endianness } from 'node:os';
 import { SharedMemoryObject, unlinkSharedMemory } from '@ferry/shm';
-import { HypervisorError, PAGE_SHIFT, PAGE_SIZE } from '../driver';
+import { HypervisorError, PAGE_SIZE } from '../driver';
 import {
   CONTROL_BYTE_OFFSET,
   CONTROL_WORDS,
@@ -13,7 +13,6 @@ import {
   EMU_MEMORY_MAGIC,
   HEADER,
   WINDOW_BYTES,
-  WINDOW_PAGES,
   bitmapBytes,
   metaLayout,
   type DomainMemoryNames,
@@ -24,20 +23,14 @@ if (endianness() !== 'LE') {
   throw new Error('the emulated hypervisor needs a little-endian machine');
 }
 
-const WINDOW_SHIFT = 18;
-if (1 << WINDOW_SHIFT !== WINDOW_PAGES) throw new Error('WINDOW_SHIFT does not match WINDOW_PAGES');
-
 export class DomainMemory {
-  /** RAM windows of WINDOW_PAGES pages (the last may be shorter). */
-  readonly ramWindows: ArrayBuffer[];
+  private windows: ArrayBuffer[] | null = null;
   /** Host header words (HEADER.*). */
   readonly header: Int32Array;
   /** Guest-visible control words (MemoryBacking.control). */
   readonly control: Int32Array;
   readonly p2m: Int32Array;
   readonly dirty: Int32Array;
-  /** Buffer views of the RAM windows, for Buffer.copy (a memcpy with no per-page allocation). */
-  private readonly windowBuffers: Buffer[];
 
   private constructor(
     readonly names: DomainMemoryNames,
@@ -51,8 +44,6 @@ export class DomainMemory {
     this.control = new Int32Array(meta, CONTROL_BYTE_OFFSET, CONTROL_WORDS);
     this.p2m = new Int32Array(meta, layout.p2mByteOffset, layout.bitsetWords);
     this.dirty = new Int32Array(meta, layout.dirtyByteOffset, layout.bitsetWords);
-    this.ramWindows = ramObject.mapWindows(WINDOW_BYTES);
-    this.windowBuffers = this.ramWindows.map((w) => Buffer.from(w));
   }
 
   /** Creates the RAM and meta objects of a new domain: nothing populated, state PAUSED. */
@@ -122,6 +113,14 @@ export class DomainMemory {
     }
   }
 
+  /**
+   * The RAM mapped as windows of WINDOW_BYTES (the last may be shorter), mapped at first use: the
+   * guest's own view. Dom0 processes copy pages with readPages/writePages instead.
+   */
+  get ramWindows(): ArrayBuffer[] {
+    return (this.windows ??= this.ramObject.mapWindows(WINDOW_BYTES));
+  }
+
   get state(): DomainStateCode {
     return Atomics.load(this.header, HEADER.STATE) as DomainStateCode;
   }
@@ -158,16 +157,19 @@ export class DomainMemory {
     Atomics.or(this.dirty, pfn >>> 5, 1 << (pfn & 31));
   }
 
-  /** Copies page `pfn` into target[targetOffset, +PAGE_SIZE). */
-  copyPageOut(pfn: number, target: Uint8Array, targetOffset: number): void {
-    const offset = (pfn & (WINDOW_PAGES - 1)) << PAGE_SHIFT;
-    this.windowBuffers[pfn >>> WINDOW_SHIFT].copy(target, targetOffset, offset, offset + PAGE_SIZE);
+  /**
+   * Copies pages [firstPfn, firstPfn + count) into target[targetOffset...) through the RAM
+   * object's descriptor rather than this thread's mapping: dom0 processes read each page of a
+   * migrating guest once or a few times, and a first touch through a mapping costs a page fault
+   * per page (see SharedMemoryObject.read). Unpopulated pages read as zeros.
+   */
+  readPages(firstPfn: number, count: number, target: Uint8Array, targetOffset: number): void {
+    this.ramObject.read(firstPfn * PAGE_SIZE, target, targetOffset, count * PAGE_SIZE);
   }
 
-  /** Copies source[sourceOffset, +PAGE_SIZE) into page `pfn`. `source` should be a Buffer (no per-page wrapping). */
-  copyPageIn(pfn: number, source: Buffer, sourceOffset: number): void {
-    const offset = (pfn & (WINDOW_PAGES - 1)) << PAGE_SHIFT;
-    source.copy(this.windowBuffers[pfn >>> WINDOW_SHIFT], offset, sourceOffset, sourceOffset + PAGE_SIZE);
+  /** Copies source[sourceOffset...) into pages [firstPfn, firstPfn + count) through the descriptor (see readPages). */
+  writePages(firstPfn: number, count: number, source: Uint8Array, sourceOffset: number): void {
+    this.ramObject.write(firstPfn * PAGE_SIZE, source, sourceOffset, count * PAGE_SIZE);
   }
 
   /** Gives pages [firstPfn, firstPfn + count) back to the host: they read as zeros and cost no memory. */

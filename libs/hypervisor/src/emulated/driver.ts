@@ -122,15 +122,17 @@ export class EmulatedDriver implements HypervisorDriver {
     const buffer = this.pool.acquire();
     const data = buffer.subarray(0, pfns.length * PAGE_SIZE);
     const errors = new Int32Array(pfns.length);
-    for (let i = 0; i < pfns.length; i++) {
-      const pfn = pfns[i];
-      if (memory.isPopulated(pfn)) {
-        memory.copyPageOut(pfn, data, i * PAGE_SIZE);
-      } else {
-        // Never read an unpopulated page: touching a hole would allocate memory for it.
+    // One read per run of consecutive populated pfns (see DomainMemory.readPages).
+    for (let i = 0; i < pfns.length; ) {
+      if (!memory.isPopulated(pfns[i])) {
         data.fill(0, i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
         errors[i] = -ENOENT;
+        i++;
+        continue;
       }
+      const end = runEnd(pfns, i, (pfn) => memory.isPopulated(pfn));
+      memory.readPages(pfns[i], end - i, data, i * PAGE_SIZE);
+      i = end;
     }
     let mapped = true;
     return {
@@ -168,8 +170,11 @@ export class EmulatedDriver implements HypervisorDriver {
     }
     // The host populates (and charges host capacity for) pages that are not there yet.
     if (missing) await this.client.call('populate', { domid }, encodePfns(missing));
-    const source = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    for (let i = 0; i < pfns.length; i++) memory.copyPageIn(pfns[i], source, i * PAGE_SIZE);
+    for (let i = 0; i < pfns.length; ) {
+      const end = runEnd(pfns, i, () => true);
+      memory.writePages(pfns[i], end - i, data, i * PAGE_SIZE);
+      i = end;
+    }
   }
 
   async getVcpuContext(domid: number): Promise<Uint8Array> {
@@ -261,4 +266,11 @@ function toDirtyBitmap(stats: DirtyBitmap['stats'] | undefined, payload: Buffer 
     bitmap: new Uint8Array(payload ?? new Uint8Array(0)),
     stats: stats ?? { dirtyCount: 0, faultCount: 0 },
   };
+}
+
+/** The end (exclusive) of the run of consecutive pfns from index `start` that all pass `include`. */
+function runEnd(pfns: readonly number[], start: number, include: (pfn: number) => boolean): number {
+  let end = start + 1;
+  while (end < pfns.length && pfns[end] === pfns[end - 1] + 1 && include(pfns[end])) end++;
+  return end;
 }
