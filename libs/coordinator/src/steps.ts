@@ -83,8 +83,11 @@ export class Steps {
     for (let attempt = 1; ; attempt++) {
       this.checkpoint(cancellable);
       try {
+        const started = performance.now();
         const host = await this.ctx.hosts.get(hostName, { refresh: attempt > 1 });
-        return await this.ctx.trace.run(() => fn(host, signal));
+        const result = await this.ctx.trace.run(() => fn(host, signal));
+        this.ctx.logger.debug({ step, host: hostName, elapsed_ms: Math.round(performance.now() - started) }, 'step done');
+        return result;
       } catch (err) {
         this.checkpoint(cancellable);
         const retry = isTransient(err) && (opts.persistent || attempt < (opts.attempts ?? this.ctx.timing.unreachableAttempts));

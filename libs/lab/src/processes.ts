@@ -35,7 +35,7 @@ export interface SpawnOptions {
 export async function spawnProcess(opts: SpawnOptions): Promise<SpawnedProcess> {
   const fd = openSync(opts.logFile, 'a');
   const command = opts.rawCommand ? opts.entry : process.execPath;
-  const args = opts.rawCommand ? (opts.args ?? []) : ['--import', 'tsx', join(REPO_ROOT, opts.entry), ...(opts.args ?? [])];
+  const args = opts.rawCommand ? (opts.args ?? []) : [...nodeArgs(), '--import', 'tsx', join(REPO_ROOT, opts.entry), ...(opts.args ?? [])];
   const child = spawn(command, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...opts.env },
@@ -64,6 +64,15 @@ export async function spawnProcess(opts: SpawnOptions): Promise<SpawnedProcess> 
     }
     await delay(100);
   }
+}
+
+/**
+ * Extra Node flags for the lab's services from FERRY_NODE_ARGS (space-separated), for profiling:
+ * Node refuses --cpu-prof in NODE_OPTIONS, so `FERRY_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR"`
+ * is how a lab's processes write CPU profiles (when they exit, at `ferry lab down`).
+ */
+function nodeArgs(): string[] {
+  return (process.env.FERRY_NODE_ARGS ?? '').split(' ').filter((arg) => arg.length > 0);
 }
 
 function readyLine(logFile: string): Record<string, unknown> | undefined {
