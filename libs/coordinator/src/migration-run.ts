@@ -63,8 +63,12 @@ export class MigrationRun {
     }
     const options = this.ctx.journal.current.options;
     try {
-      if (options?.compaction) await this.compact(domain);
-      await this.prepareTarget(domain);
+      if (options?.compaction) {
+        await this.compactAndPrepareTarget(domain);
+      } else {
+        await this.phase(MigrationPhase.MIGRATION_PHASE_PREPARING_TARGET, 'creating the receiving domain');
+        await this.prepareTarget(domain);
+      }
       await this.precopy(domain);
       if (options?.verify) await this.verify();
       await this.commit();
@@ -174,10 +178,29 @@ export class MigrationRun {
     return domain;
   }
 
+  /**
+   * Compaction on the source and the receiving domain on the target at the same time: neither
+   * needs the other, and one after the other the target's preparation would add its time to every
+   * compacted migration. The record still goes COMPACTING, then PREPARING_TARGET (entered once
+   * both are done), so a rollback from COMPACTING also looks for a receiving domain. A target that
+   * fails cuts the compaction short: the migration is over either way.
+   */
+  private async compactAndPrepareTarget(domain: Domain): Promise<void> {
+    await this.phase(MigrationPhase.MIGRATION_PHASE_COMPACTING, 'pre-flight passed; compacting the guest while the target prepares');
+    const targetFailed = new AbortController();
+    const target = this.prepareTarget(domain).catch((err: unknown) => {
+      targetFailed.abort(err);
+      throw err;
+    });
+    const [compacted, prepared] = await Promise.allSettled([this.compact(domain, targetFailed.signal), target]);
+    if (prepared.status === 'rejected') throw prepared.reason;
+    if (compacted.status === 'rejected') throw compacted.reason;
+    await this.phase(MigrationPhase.MIGRATION_PHASE_PREPARING_TARGET, 'compacted; receiving domain ready');
+  }
+
   /** Balloon compaction on the source: free guest memory goes back to Xen and is never sent. */
-  private async compact(domain: Domain): Promise<void> {
+  private async compact(domain: Domain, targetFailed: AbortSignal): Promise<void> {
     const { journal, fence, timing } = this.ctx;
-    await this.phase(MigrationPhase.MIGRATION_PHASE_COMPACTING, 'pre-flight passed; compacting the guest');
     const o = journal.current.options!;
     const res = await this.steps.call('Compact', journal.current.sourceHost, { failure: FailureCode.FAILURE_CODE_COMPACTION_FAILED, interruptible: true }, (h, signal) =>
       unaryCall(
@@ -190,7 +213,7 @@ export class MigrationRun {
           settleTimeoutMs: o.compactionSettleTimeoutMs,
           onTimeout: o.onCompactionTimeout,
         },
-        { deadlineMs: Number(o.compactionSettleTimeoutMs) + timing.callDeadlineMs, signal },
+        { deadlineMs: Number(o.compactionSettleTimeoutMs) + timing.callDeadlineMs, signal: AbortSignal.any([signal, targetFailed]) },
       ),
     );
     const result = res.result;
@@ -211,10 +234,10 @@ export class MigrationRun {
     }
   }
 
-  /** The paused, empty receiving domain and its streaming session. */
+  /** The paused, empty receiving domain and its streaming session (in phase PREPARING_TARGET, or COMPACTING alongside compaction). */
   private async prepareTarget(domain: Domain): Promise<void> {
     const { journal, fence, timing } = this.ctx;
-    const m = await this.phase(MigrationPhase.MIGRATION_PHASE_PREPARING_TARGET, 'creating the receiving domain');
+    const m = journal.current;
     const deadline = { deadlineMs: timing.callDeadlineMs };
     const failure = FailureCode.FAILURE_CODE_TARGET_PREPARATION_FAILED;
     const created = await this.steps.call('CreateRestoreDomain', m.targetHost, { failure }, (h) =>

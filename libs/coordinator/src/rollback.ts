@@ -50,8 +50,9 @@ export async function rollBack(ctx: RunContext, steps: Steps, cause: RollbackCau
   };
   const deadline = { deadlineMs: timing.callDeadlineMs };
 
-  // The receiving domain first: it is paused and must not outlive the migration.
-  if (reached(m, MigrationPhase.MIGRATION_PHASE_PREPARING_TARGET)) {
+  // The receiving domain first: it is paused and must not outlive the migration. A compacted
+  // migration prepares the target during COMPACTING already.
+  if (reached(m, MigrationPhase.MIGRATION_PHASE_COMPACTING) || reached(m, MigrationPhase.MIGRATION_PHASE_PREPARING_TARGET)) {
     await attempt(`destroy the receiving domain on ${m.targetHost}`, async () => {
       const domid = m.targetDomid || (await findTargetDomain(ctx, steps, m));
       if (!domid) return;

@@ -15,6 +15,7 @@ import { LoadGenerator } from '@ferry/guest';
 import { MigrationEvents } from '@ferry/cluster';
 import { readLabState, startLab, stopLab, stopProcess, type LabState } from '@ferry/lab';
 import {
+  CompactionTimeoutAction,
   DomainState,
   FailureCode,
   MigrationOutcome,
@@ -202,6 +203,25 @@ describe('migrations on a local cluster', LONG, () => {
     assert.equal(s.policy, 'layered');
     assert.ok(s.balloon_released_pages > 0, 'half the guest is free: compaction releases pages');
     assert.ok(s.pages_sent < 64 * 256, 'released pages are never sent');
+    assertRunsOnlyOn(await copies('web-1'), 'host-1');
+  });
+
+  test('compaction that falls short with on_compaction_timeout FAIL rolls back, and the target prepared meanwhile goes too', async () => {
+    await readyToMove('web-1', 'host-2');
+    const { migration } = await ferry.startMigration({
+      domainName: 'web-1',
+      targetHost: 'host-2',
+      policy: 'layered',
+      // No balloon settles within a millisecond: compaction falls short.
+      options: { compaction: true, compactionSettleTimeoutMs: 1n, onCompactionTimeout: CompactionTimeoutAction.COMPACTION_TIMEOUT_ACTION_FAIL },
+    });
+    const m = await ferry.waitForEnd(migration!.id);
+    assert.equal(m.outcome, MigrationOutcome.MIGRATION_OUTCOME_ROLLED_BACK, m.failure?.reason);
+    assert.equal(m.failure?.code, FailureCode.FAILURE_CODE_COMPACTION_FAILED);
+    assert.equal(m.failure?.phase, P.MIGRATION_PHASE_COMPACTING);
+    assert.ok(m.targetDomid > 0, 'the target was prepared while the guest compacted');
+    assert.ok(!m.phaseTransitions.some((t) => t.phase === P.MIGRATION_PHASE_PREPARING_TARGET));
+    assert.deepEqual(m.warnings, []);
     assertRunsOnlyOn(await copies('web-1'), 'host-1');
   });
 

@@ -40,9 +40,15 @@ export enum MigrationPhase {
   MIGRATION_PHASE_PENDING = 1,
   /** MIGRATION_PHASE_PREFLIGHT - Checking both hosts (CheckMigration on each side). */
   MIGRATION_PHASE_PREFLIGHT = 2,
-  /** MIGRATION_PHASE_COMPACTING - Freezing the balloon and compacting the guest's memory; ends before log-dirty starts. */
+  /**
+   * MIGRATION_PHASE_COMPACTING - Freezing the balloon and compacting the guest's memory; ends before log-dirty starts. The
+   * target is prepared (as in PREPARING_TARGET) at the same time.
+   */
   MIGRATION_PHASE_COMPACTING = 3,
-  /** MIGRATION_PHASE_PREPARING_TARGET - Creating the paused, empty receiving domain and opening its streaming session. */
+  /**
+   * MIGRATION_PHASE_PREPARING_TARGET - Creating the paused, empty receiving domain and opening its streaming session (with
+   * compaction, done during COMPACTING already: this phase is then only passed through).
+   */
   MIGRATION_PHASE_PREPARING_TARGET = 4,
   /** MIGRATION_PHASE_PRECOPY - Log-dirty on; rounds of pages sent while the guest keeps running on the source. */
   MIGRATION_PHASE_PRECOPY = 5,
