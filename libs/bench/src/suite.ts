@@ -46,6 +46,10 @@ export interface BenchRun extends MigrationSummary {
   /** Pages sent and dirty pages per round, the last being stop-and-copy. */
   pages_per_round: number[];
   dirty_per_round: number[];
+  /** Each round's streaming time (the sender's, from taking the send set to the receiver's ack). */
+  ms_per_round: number[];
+  /** Time in each phase (PREFLIGHT, COMPACTING, ... CLEANING_UP), from the record's phase transitions. */
+  phase_ms: Record<string, number>;
   stop_reason: string;
   /** Why the migration did not succeed (phase, code and reason), if it did not. */
   failure?: string;
@@ -125,6 +129,8 @@ function toRun(m: Migration, workload: BenchWorkload, seed: number, variant: Var
     compaction: variant.compaction,
     pages_per_round: rounds.map((r) => Number(r.pagesSent)),
     dirty_per_round: rounds.map((r) => Number(r.dirtyCount)),
+    ms_per_round: rounds.map((r) => Number(r.elapsedMs)),
+    phase_ms: phaseDurations(m),
     // Why pre-copy ended: the decision of the last live round (the final round's says "final round").
     stop_reason: rounds.filter((r) => !r.final && r.decisionReason).at(-1)?.decisionReason ?? '',
     ...(m.failure ? { failure: `${phaseLabel(m.failure.phase)}, ${failureCodeToJSON(m.failure.code)}${m.failure.host ? ` on ${m.failure.host}` : ''}: ${m.failure.reason}` } : {}),
@@ -132,6 +138,20 @@ function toRun(m: Migration, workload: BenchWorkload, seed: number, variant: Var
 }
 
 const phaseLabel = (p: MigrationPhase) => migrationPhaseToJSON(p).replace('MIGRATION_PHASE_', '');
+
+/** Milliseconds from entering each phase to entering the next (DONE has none). */
+export function phaseDurations(m: Pick<Migration, 'phaseTransitions'>): Record<string, number> {
+  const out: Record<string, number> = {};
+  const t = m.phaseTransitions;
+  for (let i = 0; i + 1 < t.length; i++) {
+    const from = t[i].enteredAt?.getTime();
+    const to = t[i + 1].enteredAt?.getTime();
+    if (from === undefined || to === undefined) continue;
+    const name = phaseLabel(t[i].phase);
+    out[name] = (out[name] ?? 0) + Math.max(0, to - from);
+  }
+  return out;
+}
 
 /**
  * One throwaway migration first: the first migration of a fresh lab pays for connections, JIT
