@@ -96,7 +96,7 @@ export class SharedMemoryObject {
    * Copies `length` bytes at `offset` of the object into target[targetOffset...) with pread, not
    * through a mapping. A process's first touch of each page of a mapping is a page fault; where
    * faults are dear (in a VM, 6-12 us a page) a read through the descriptor is an order of
-   * magnitude cheaper for pages this process has not touched before (BENCHMARKS.md §4). Holes
+   * magnitude cheaper for pages this process has not touched before (BENCHMARKS.md §3). Holes
    * read as zeros and stay holes.
    */
   read(offset: number, target: Uint8Array, targetOffset: number, length: number): void {
