@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { SpanKind, context, trace } from '@opentelemetry/api';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
+import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MigrationEvent } from '@ferry/proto';
 import { EVENT_STREAM, EVENT_STREAM_SUBJECTS, MigrationEvents, type StoredEvent } from '../src';
 import { startNats, type NatsFixture } from './nats-fixture';
@@ -35,16 +35,16 @@ describe('the event stream with traces', { timeout: 120_000 }, () => {
   let nats: NatsFixture;
   let nc: NatsConnection;
   const exporter = new InMemorySpanExporter();
-  const sdk = new NodeSDK({ serviceName: 'cluster-test', spanProcessors: [new SimpleSpanProcessor(exporter)], instrumentations: [], metricReaders: [], logRecordProcessors: [] });
+  const provider = new NodeTracerProvider({ resource: resourceFromAttributes({ 'service.name': 'cluster-test' }), spanProcessors: [new SimpleSpanProcessor(exporter)] });
 
   before(async () => {
-    sdk.start();
+    provider.register();
     nats = await startNats();
     nc = await nats.connect();
   });
   after(async () => {
     await nats?.stop();
-    await sdk.shutdown();
+    await provider.shutdown();
   });
 
   test('a stream from before ferry.> is widened and keeps its events; other ferry subjects are stored', async () => {

@@ -1,5 +1,5 @@
 // Where a process sends its spans, decided by the standard OpenTelemetry variables (the rules of
-// the OTel specification and of @opentelemetry/sdk-node, which builds the exporters):
+// the OTel specification, which otel-sdk.ts follows when it builds the exporters):
 // - OTEL_SDK_DISABLED=true: no SDK at all (no spans, no trace ids, no propagation);
 // - OTEL_TRACES_EXPORTER: a comma-separated list (otlp, console, zipkin); "none" exports nothing;
 // - unset: OTLP when OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT is set,
@@ -16,6 +16,9 @@ export type TraceExport =
   | { kind: 'export'; exporters: string[]; otlp?: { protocol: OtlpProtocol; endpoint: string } };
 
 const PROTOCOLS: readonly OtlpProtocol[] = ['grpc', 'http/protobuf', 'http/json'];
+
+/** The exporters OTEL_TRACES_EXPORTER may name. */
+export const TRACE_EXPORTERS = ['otlp', 'zipkin', 'console'] as const;
 
 function setting(env: NodeJS.ProcessEnv, name: string): string | undefined {
   const v = env[name]?.trim();
@@ -51,6 +54,10 @@ export function traceExportFromEnv(env: NodeJS.ProcessEnv): TraceExport {
     exporters = ['otlp'];
   } else {
     return { kind: 'none' };
+  }
+  const unknown = exporters.filter((x) => !(TRACE_EXPORTERS as readonly string[]).includes(x));
+  if (unknown.length > 0) {
+    throw new RangeError(`OTEL_TRACES_EXPORTER names ${unknown.map((x) => `"${x}"`).join(', ')}; Ferry exports traces with ${TRACE_EXPORTERS.join(', ')} or none`);
   }
   if (!exporters.includes('otlp')) return { kind: 'export', exporters };
   const protocol = otlpProtocol(env);

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { describeTraceExport, traceExportFromEnv } from '../src';
+import { describeTraceExport, propagatorFromEnv, traceExportFromEnv } from '../src';
 import { OtlpReceiver, SPAN_KIND, type OtlpProtocol } from '../../../test/observability/support/otlp-receiver';
 
 const REPO_ROOT = join(__dirname, '..', '..', '..');
@@ -42,6 +42,16 @@ describe('trace export from OTEL_* variables', () => {
     assert.deepEqual(traceExportFromEnv({ OTEL_TRACES_EXPORTER: 'console' }), { kind: 'export', exporters: ['console'] });
     assert.deepEqual(traceExportFromEnv({ OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://x:4318' }), { kind: 'disabled' });
     assert.throws(() => traceExportFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://x', OTEL_EXPORTER_OTLP_PROTOCOL: 'thrift' }), /not one of/);
+    assert.deepEqual(traceExportFromEnv({ OTEL_TRACES_EXPORTER: 'zipkin,console' }), { kind: 'export', exporters: ['zipkin', 'console'] });
+    assert.throws(() => traceExportFromEnv({ OTEL_TRACES_EXPORTER: 'otlp,jaeger' }), /"jaeger"; Ferry exports traces with otlp, zipkin, console or none/);
+  });
+
+  test('OTEL_PROPAGATORS: W3C trace context and baggage by default, either alone, or none', () => {
+    assert.deepEqual(propagatorFromEnv({})?.fields(), ['traceparent', 'tracestate', 'baggage']);
+    assert.deepEqual(propagatorFromEnv({ OTEL_PROPAGATORS: ' tracecontext ' })?.fields(), ['traceparent', 'tracestate']);
+    assert.deepEqual(propagatorFromEnv({ OTEL_PROPAGATORS: 'baggage,baggage' })?.fields(), ['baggage']);
+    assert.equal(propagatorFromEnv({ OTEL_PROPAGATORS: 'tracecontext,none' }), null);
+    assert.throws(() => propagatorFromEnv({ OTEL_PROPAGATORS: 'b3' }), /"b3"; Ferry propagates with tracecontext, baggage or none/);
   });
 });
 

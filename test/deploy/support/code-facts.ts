@@ -11,7 +11,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { REPO_ROOT, repoPath } from './repo';
 
-const ENV_READ = /(?:process\.env|\benv)\s*(?:\.\s*([A-Z][A-Z0-9_]*)|\[\s*['"]([A-Z][A-Z0-9_]*)['"]\s*\])|\benv[A-Z][A-Za-z]*\(\s*['"]([A-Z][A-Z0-9_]*)['"]|\benv\(\s*['"]([A-Z][A-Z0-9_]*)['"]/g;
+const ENV_READ = /(?:process\.env|\benv)\s*(?:\.\s*([A-Z][A-Z0-9_]*)|\[\s*['"]([A-Z][A-Z0-9_]*)['"]\s*\])|\benv[A-Z][A-Za-z]*\(\s*['"]([A-Z][A-Z0-9_]*)['"]|\benv\(\s*['"]([A-Z][A-Z0-9_]*)['"]|\bsetting\(\s*env\s*,\s*['"]([A-Z][A-Z0-9_]*)['"]/g;
 const IMPORT_SPEC = /(?:\bfrom\s*|\brequire\s*\(\s*|\bimport\s*\(\s*|^\s*import\s+)['"]([^'"]+)['"]/gm;
 
 export interface ProcessCode {
@@ -74,7 +74,7 @@ export function processCode(entry: string): ProcessCode {
     if (pkg === 'libs/cli') files.push(repoPath('bin', 'ferry.js'));
     for (const file of files) {
       const text = readFileSync(file, 'utf8');
-      for (const m of text.matchAll(ENV_READ)) envReads.add((m[1] ?? m[2] ?? m[3] ?? m[4])!);
+      for (const m of text.matchAll(ENV_READ)) envReads.add((m[1] ?? m[2] ?? m[3] ?? m[4] ?? m[5])!);
       for (const m of text.matchAll(IMPORT_SPEC)) {
         const spec = m[1];
         if (spec.startsWith('.') || spec.startsWith('node:')) continue;
@@ -124,7 +124,7 @@ export function openTelemetryEnvNames(): Set<string> {
 export function processReadsEnv(entry: string, name: string): boolean {
   const code = processCode(entry);
   if (code.envReads.has(name)) return true;
-  const startsSdk = code.externalPackages.has('@opentelemetry/sdk-node');
+  const startsSdk = code.externalPackages.has('@opentelemetry/sdk-trace-node');
   return name.startsWith('OTEL_') && startsSdk && openTelemetryEnvNames().has(name);
 }
 
