@@ -19,6 +19,7 @@ import { DEFAULT_SENDER_TIMEOUTS, sendRound, type SendRoundRequest, type SendRou
 import type { SendSetSource } from './send-set-source';
 import { sendState, type SendStateRequest, type SendStateStats } from './state-sender';
 import { DataLink } from './data-link';
+import type { StreamReader } from './wire/stream-reader';
 
 export interface Fence {
   migrationId: string;
@@ -77,8 +78,8 @@ export class PageStreamer {
     let streamer: PageStreamer | null = null;
     const listener = await DataListener.listen(
       opts.dataListen,
-      (socket) => {
-        if (streamer) streamer.accept(socket);
+      (socket, reader) => {
+        if (streamer) streamer.accept(socket, reader);
         else socket.destroy(); // not serving yet
       },
       opts.hostName,
@@ -194,8 +195,8 @@ export class PageStreamer {
     this.opts.sendSets.close();
   }
 
-  private accept(socket: Socket): void {
-    const connection = new ReceiveConnection(socket, { find: (id) => this.sessions.get(id) }, this.opts.driver, this.opts.logger, this.receiverOptions, this.received);
+  private accept(socket: Socket, reader: StreamReader): void {
+    const connection = new ReceiveConnection(socket, reader, { find: (id) => this.sessions.get(id) }, this.opts.driver, this.opts.logger, this.receiverOptions, this.received);
     this.connections.add(connection);
     void connection.run().finally(() => this.connections.delete(connection));
   }

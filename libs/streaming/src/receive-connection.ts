@@ -25,7 +25,7 @@ import { batchLabel, rejectReasonName } from './rejections';
 import { contextOfTraceparent, tracer } from './trace-context';
 import { decodeBatchHeader, MalformedHeader, type BatchHeader } from './wire/batch-header';
 import { frame, MAX_CONTROL_FRAME_BYTES, MAX_HEADER_FRAME_BYTES, MAX_PAYLOAD_BYTES, PROTOCOL_VERSION } from './wire/frames';
-import { FrameTooLarge, StreamReader } from './wire/stream-reader';
+import { FrameTooLarge, type StreamReader } from './wire/stream-reader';
 
 export interface SessionDirectory {
   find(migrationId: string): ReceiveSession | undefined;
@@ -68,7 +68,6 @@ const { END_OF_ROUND, VCPU_STATE, END_OF_STREAM } = {
 };
 
 export class ReceiveConnection implements SessionConnection {
-  private readonly reader: StreamReader;
   private session: ReceiveSession | null = null;
   private dropped = false;
   private finished = false;
@@ -82,6 +81,8 @@ export class ReceiveConnection implements SessionConnection {
 
   constructor(
     private readonly socket: Socket,
+    /** The socket's bytes (StreamReader.adopting). */
+    private readonly reader: StreamReader,
     private readonly sessions: SessionDirectory,
     private readonly driver: HypervisorDriver,
     private readonly logger: Logger,
@@ -89,7 +90,6 @@ export class ReceiveConnection implements SessionConnection {
     private readonly totals: ReceivedTotals = { pages: 0, wireBytes: 0, rounds: 0 },
   ) {
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.reader = new StreamReader(socket);
     socket.setNoDelay(true);
     socket.setTimeout(opts.idleTimeoutMs, () => this.drop(`nothing arrived for ${opts.idleTimeoutMs} ms`));
   }
