@@ -19,6 +19,8 @@ export interface PeerConnectionOptions {
 
 /** How much the socket buffers before write() asks us to wait: two full batches. */
 const WRITE_HIGH_WATER_BYTES = 8 * 1024 * 1024;
+/** Unread acks buffered before the socket is paused (acks are a few dozen bytes each). */
+const ACK_RING_BYTES = 64 * 1024;
 
 export class PeerConnection {
   private readonly controller = new AbortController();
@@ -56,7 +58,8 @@ export class PeerConnection {
     });
     this.watchdog = setInterval(() => this.checkActivity(), Math.min(1000, opts.inactivityTimeoutMs));
     this.watchdog.unref();
-    void this.readAcks(new StreamReader(socket));
+    // Acks are small and read as they come: a small ring will do.
+    void this.readAcks(new StreamReader(socket, ACK_RING_BYTES));
   }
 
   static connect(endpoint: string, opts: PeerConnectionOptions): Promise<PeerConnection> {

@@ -58,13 +58,15 @@ describe('StreamReader', () => {
   });
   after(() => server.close());
 
-  const port = () => (server.address() as AddressInfo).port;
-  const nextAccepted = () => new Promise<Socket>((resolve) => (accepted = resolve));
+  /** A loopback connection: the connecting socket and the server's (paused) accepted one. */
+  const connectPair = async (): Promise<{ client: Socket; raw: Socket }> => {
+    const incoming = new Promise<Socket>((resolve) => (accepted = resolve));
+    const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    return { client, raw: await incoming };
+  };
 
   it('an accepted socket is adopted: 20 MiB through a 512 KiB ring arrive intact, then a clean end', async () => {
-    const incoming = nextAccepted();
-    const client = connect(port(), '127.0.0.1');
-    const raw = await incoming;
+    const { client, raw } = await connectPair();
     const { socket, reader } = StreamReader.adopting(raw, RING_BYTES);
     assert.notEqual(socket, raw, 'the handle moved to a socket reading into a fixed buffer');
     assert.equal(socket.listenerCount('data'), 0);
@@ -78,9 +80,7 @@ describe('StreamReader', () => {
   });
 
   it("a connecting socket is read through its 'data' events, with the same result", async () => {
-    const incoming = nextAccepted();
-    const client = connect(port(), '127.0.0.1');
-    const raw = await incoming;
+    const { client, raw } = await connectPair();
     raw.resume();
     const reader = new StreamReader(client, RING_BYTES);
     const total = 6 * 1024 * 1024;
@@ -89,9 +89,8 @@ describe('StreamReader', () => {
   });
 
   it('an end inside a read is StreamEnded; frames come out whole', async () => {
-    const incoming = nextAccepted();
-    const client = connect(port(), '127.0.0.1');
-    const { reader } = StreamReader.adopting(await incoming, RING_BYTES);
+    const { client, raw } = await connectPair();
+    const { reader } = StreamReader.adopting(raw, RING_BYTES);
     const frame = Buffer.alloc(4 + 5);
     frame.writeUInt32BE(5, 0);
     frame.write('hello', 4);

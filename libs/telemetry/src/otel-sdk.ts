@@ -24,7 +24,7 @@ import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { defaultResource, detectResources, envDetector, hostDetector, processDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, ConsoleSpanExporter, NodeTracerProvider, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
-import { traceExportFromEnv, type OtlpProtocol, type TraceExport } from './trace-export';
+import { listSetting, traceExportFromEnv, type OtlpProtocol, type TraceExport } from './trace-export';
 
 export interface Telemetry {
   serviceName: string;
@@ -73,21 +73,16 @@ function spanProcessorsFor(traces: TraceExport): SpanProcessor[] {
       }
       case 'console':
         return new SimpleSpanProcessor(new ConsoleSpanExporter());
-      default:
-        throw new RangeError(`no span exporter named "${name}"`); // traceExportFromEnv lets none through
     }
   });
 }
 
 /** OTEL_PROPAGATORS: a comma-separated list of tracecontext and baggage, or none. */
 export function propagatorFromEnv(env: NodeJS.ProcessEnv): TextMapPropagator | null {
-  const names = (env.OTEL_PROPAGATORS ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
+  const names = listSetting(env, 'OTEL_PROPAGATORS');
   if (names.length === 0) names.push('tracecontext', 'baggage');
   if (names.includes('none')) return null;
-  const propagators = [...new Set(names)].map((name) => {
+  const propagators = names.map((name) => {
     if (name === 'tracecontext') return new W3CTraceContextPropagator();
     if (name === 'baggage') return new W3CBaggagePropagator();
     throw new RangeError(`OTEL_PROPAGATORS names "${name}"; Ferry propagates with tracecontext, baggage or none`);

@@ -13,16 +13,22 @@ export type OtlpProtocol = 'grpc' | 'http/protobuf' | 'http/json';
 export type TraceExport =
   | { kind: 'disabled' }
   | { kind: 'none' }
-  | { kind: 'export'; exporters: string[]; otlp?: { protocol: OtlpProtocol; endpoint: string } };
+  | { kind: 'export'; exporters: TraceExporterName[]; otlp?: { protocol: OtlpProtocol; endpoint: string } };
 
 const PROTOCOLS: readonly OtlpProtocol[] = ['grpc', 'http/protobuf', 'http/json'];
 
 /** The exporters OTEL_TRACES_EXPORTER may name. */
 export const TRACE_EXPORTERS = ['otlp', 'zipkin', 'console'] as const;
+export type TraceExporterName = (typeof TRACE_EXPORTERS)[number];
 
 function setting(env: NodeJS.ProcessEnv, name: string): string | undefined {
   const v = env[name]?.trim();
   return v ? v : undefined;
+}
+
+/** A comma-separated OTEL_* list: trimmed names, each once, empty entries dropped. */
+export function listSetting(env: NodeJS.ProcessEnv, name: string): string[] {
+  return [...new Set((setting(env, name) ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''))];
 }
 
 export function otlpProtocol(env: NodeJS.ProcessEnv): OtlpProtocol {
@@ -43,10 +49,10 @@ export function otlpTracesEndpoint(env: NodeJS.ProcessEnv, protocol: OtlpProtoco
 
 export function traceExportFromEnv(env: NodeJS.ProcessEnv): TraceExport {
   if (setting(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return { kind: 'disabled' };
-  const listed = setting(env, 'OTEL_TRACES_EXPORTER');
+  const listed = listSetting(env, 'OTEL_TRACES_EXPORTER').filter((s) => s !== 'null');
   let exporters: string[];
-  if (listed) {
-    exporters = [...new Set(listed.split(',').map((s) => s.trim()).filter((s) => s !== '' && s !== 'null'))];
+  if (setting(env, 'OTEL_TRACES_EXPORTER')) {
+    exporters = listed;
     if (exporters[0] === 'none' || exporters.length === 0) return { kind: 'none' };
     // The SDK's rule: "none" next to other names means the default.
     if (exporters.includes('none')) exporters = ['otlp'];
@@ -59,9 +65,10 @@ export function traceExportFromEnv(env: NodeJS.ProcessEnv): TraceExport {
   if (unknown.length > 0) {
     throw new RangeError(`OTEL_TRACES_EXPORTER names ${unknown.map((x) => `"${x}"`).join(', ')}; Ferry exports traces with ${TRACE_EXPORTERS.join(', ')} or none`);
   }
-  if (!exporters.includes('otlp')) return { kind: 'export', exporters };
+  const known = exporters as TraceExporterName[];
+  if (!known.includes('otlp')) return { kind: 'export', exporters: known };
   const protocol = otlpProtocol(env);
-  return { kind: 'export', exporters, otlp: { protocol, endpoint: otlpTracesEndpoint(env, protocol) } };
+  return { kind: 'export', exporters: known, otlp: { protocol, endpoint: otlpTracesEndpoint(env, protocol) } };
 }
 
 /** One line for logs: "otlp http/protobuf http://jaeger:4318/v1/traces", "none", ... */

@@ -11,7 +11,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { REPO_ROOT, repoPath } from './repo';
 
-const ENV_READ = /(?:process\.env|\benv)\s*(?:\.\s*([A-Z][A-Z0-9_]*)|\[\s*['"]([A-Z][A-Z0-9_]*)['"]\s*\])|\benv[A-Z][A-Za-z]*\(\s*['"]([A-Z][A-Z0-9_]*)['"]|\benv\(\s*['"]([A-Z][A-Z0-9_]*)['"]|\bsetting\(\s*env\s*,\s*['"]([A-Z][A-Z0-9_]*)['"]/g;
+const ENV_READ = /(?:process\.env|\benv)\s*(?:\.\s*([A-Z][A-Z0-9_]*)|\[\s*['"]([A-Z][A-Z0-9_]*)['"]\s*\])|\benv[A-Z][A-Za-z]*\(\s*['"]([A-Z][A-Z0-9_]*)['"]|\benv\(\s*['"]([A-Z][A-Z0-9_]*)['"]|\b(?:setting|listSetting)\(\s*env\s*,\s*['"]([A-Z][A-Z0-9_]*)['"]/g;
 const IMPORT_SPEC = /(?:\bfrom\s*|\brequire\s*\(\s*|\bimport\s*\(\s*|^\s*import\s+)['"]([^'"]+)['"]/gm;
 
 export interface ProcessCode {

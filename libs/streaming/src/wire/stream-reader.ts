@@ -56,7 +56,7 @@ export class StreamReader {
 
   /** Reads `socket` through its 'data' events. */
   constructor(socket?: Socket, capacity = DEFAULT_RING_BYTES) {
-    this.ring = Buffer.allocUnsafeSlow(Math.max(capacity, 2 * READ_BUFFER_BYTES));
+    this.ring = Buffer.allocUnsafeSlow(capacity);
     if (socket) {
       this.watch(socket);
       socket.on('data', (chunk: Buffer) => {
@@ -80,7 +80,8 @@ export class StreamReader {
       accepted.resume();
       return { socket: accepted, reader: new StreamReader(accepted, capacity) };
     }
-    const reader = new StreamReader(undefined, capacity);
+    // Room for two reads at least: the socket pauses once less than one read's worth is free.
+    const reader = new StreamReader(undefined, Math.max(capacity, 2 * READ_BUFFER_BYTES));
     (accepted as unknown as { _handle: unknown })._handle = null;
     const options = {
       handle,
