@@ -35,11 +35,26 @@ export async function describeDomain(
   info: DomainInfo,
   context: { host: string; migrationId: string | undefined },
 ): Promise<Domain> {
+  return domainOf(info, await readDomainKeys(driver, info.domid), context);
+}
+
+/** What a Domain shows from xenstore. */
+export interface DomainKeys {
+  serviceAddress: string | null;
+  vm: string | null;
+}
+
+export async function readDomainKeys(driver: HypervisorDriver, domid: number): Promise<DomainKeys> {
   // A domain can vanish between the listing and these reads: absent keys read as null.
   const [serviceAddress, vm] = await Promise.all([
-    driver.xenstoreRead(xsPaths.serviceAddress(info.domid)).catch(() => null),
-    driver.xenstoreRead(vmPath(info.domid)).catch(() => null),
+    driver.xenstoreRead(xsPaths.serviceAddress(domid)).catch(() => null),
+    driver.xenstoreRead(vmPath(domid)).catch(() => null),
   ]);
+  return { serviceAddress, vm };
+}
+
+export function domainOf(info: DomainInfo, keys: DomainKeys, context: { host: string; migrationId: string | undefined }): Domain {
+  const { serviceAddress, vm } = keys;
   const recordedUuid = vm?.startsWith('/vm/') ? vm.slice('/vm/'.length) : '';
   return {
     domid: info.domid,

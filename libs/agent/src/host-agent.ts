@@ -46,7 +46,7 @@ import {
 } from '@ferry/proto';
 import { FerryError, alreadyExists, invalidArgument, notFound, type Logger } from '@ferry/runtime';
 import type { HostRecord } from '@ferry/cluster';
-import { describeDomain, isUuid, vmPath } from './domain-view';
+import { describeDomain, domainOf, isUuid, readDomainKeys, vmPath, type DomainKeys } from './domain-view';
 import { checkDomainName, checkVcpus, toDriverDomainSpec } from './domain-spec';
 import { FenceTable, requireFence, type FenceLike } from './fencing';
 import { describeHost, toHostRecord, type HostIdentity } from './host-identity';
@@ -179,10 +179,13 @@ export class HostAgent {
     return { domain: await this.current(req.domid) };
   }
 
+  /** Ends a migration's downtime: the reply follows the unpause with no further hypercall (see afterAction). */
   async unpauseDomain(req: UnpauseDomainRequest): Promise<UnpauseDomainResponse> {
-    await this.admit(req.domid, req.fence, 'UnpauseDomain');
-    await this.driver.unpause(req.domid);
-    return { domain: await this.current(req.domid) };
+    const info = await this.admit(req.domid, req.fence, 'UnpauseDomain');
+    const unpausing = this.driver.unpause(req.domid);
+    const keys = readDomainKeys(this.driver, req.domid);
+    await unpausing;
+    return { domain: await this.afterAction({ ...info, state: 'running', shutdownReason: null }, keys) };
   }
 
   async suspendDomain(req: SuspendDomainRequest): Promise<SuspendDomainResponse> {
@@ -190,12 +193,15 @@ export class HostAgent {
     if (timeoutMs > MAX_SUSPEND_TIMEOUT_MS) {
       throw invalidArgument('INVALID_TIMEOUT', `timeout_ms must be at most ${MAX_SUSPEND_TIMEOUT_MS}, got ${req.timeoutMs}`);
     }
-    await this.admit(req.domid, req.fence, 'SuspendDomain');
+    const info = await this.admit(req.domid, req.fence, 'SuspendDomain');
     const started = Date.now();
-    await this.driver.suspend(req.domid, { timeoutMs });
+    const suspending = this.driver.suspend(req.domid, { timeoutMs });
+    const keys = readDomainKeys(this.driver, req.domid);
+    await suspending;
     const elapsedMs = Date.now() - started;
     this.logger.info({ domid: req.domid, elapsedMs, migrationId: req.fence?.migrationId }, 'domain suspended');
-    return { domain: await this.current(req.domid), elapsedMs: BigInt(elapsedMs) };
+    const domain = await this.afterAction({ ...info, state: 'shutdown', shutdownReason: 'suspend' }, keys);
+    return { domain, elapsedMs: BigInt(elapsedMs) };
   }
 
   async resumeDomain(req: ResumeDomainRequest): Promise<ResumeDomainResponse> {
@@ -381,6 +387,17 @@ export class HostAgent {
 
   private async current(domid: number): Promise<Domain> {
     return this.view(await this.info(domid));
+  }
+
+  /**
+   * The domain right after a suspend or unpause that succeeded, for the reply. A migration's
+   * downtime runs from its SuspendDomain call to its UnpauseDomain reply, so these replies carry the
+   * state the action has just established (the driver confirmed it) and the xenstore keys read while
+   * it ran, instead of reading everything again after it: that would be two more hypercall round
+   * trips in the window.
+   */
+  private async afterAction(info: DomainInfo, keys: Promise<DomainKeys>): Promise<Domain> {
+    return domainOf(info, await keys, { host: this.hostName, migrationId: this.fences.holder(info.domid)?.migrationId });
   }
 
   private view(info: DomainInfo): Promise<Domain> {

@@ -119,6 +119,26 @@ test('a guest that never acknowledges makes suspend fail with ETIMEDOUT, and the
   await driver.destroy(domid);
 });
 
+test('a guest that acknowledges the suspend request but does not suspend makes suspend fail with ETIMEDOUT', async () => {
+  const { driver } = host;
+  const domid = await newDomain('staysup');
+  await driver.xenstoreWrite(home(domid, 'test/after-suspend-ack'), 'stay');
+  await assert.rejects(driver.suspend(domid, { timeoutMs: 1000 }), isCode('ETIMEDOUT', /acknowledged the suspend request but did not suspend/));
+  assert.equal((await driver.domainInfo(domid)).state, 'running');
+  await driver.destroy(domid);
+});
+
+test('a guest that powers off instead of suspending makes suspend fail with EBUSY and the reason', async () => {
+  const { driver } = host;
+  const domid = await newDomain('poweroff');
+  await driver.xenstoreWrite(home(domid, 'test/after-suspend-ack'), 'poweroff');
+  await assert.rejects(driver.suspend(domid, { timeoutMs: 10_000 }), isCode('EBUSY', /shut down with reason poweroff instead of suspending/));
+  const info = await driver.domainInfo(domid);
+  assert.equal(info.state, 'shutdown');
+  assert.equal(info.shutdownReason, 'poweroff');
+  await driver.destroy(domid);
+});
+
 /** The host process's open descriptors of this domain's memory objects (RAM and meta). */
 function memoryDescriptors(domid: number): string[] {
   const dir = `/proc/${host.process.pid}/fd`;

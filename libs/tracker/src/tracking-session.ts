@@ -52,6 +52,7 @@ export class TrackingSession {
   epoch: bigint;
   private readonly classifier: DirtyPageClassifier;
   private prepared: PreparedRound | null = null;
+  private lastPopulated: number;
 
   constructor(
     private readonly driver: HypervisorDriver,
@@ -64,6 +65,7 @@ export class TrackingSession {
     epoch: bigint,
   ) {
     this.epoch = epoch;
+    this.lastPopulated = populatedAtStart;
     this.classifier = new DirtyPageClassifier(maxPages, config.holdJitteryPages, config.layered);
   }
 
@@ -127,17 +129,16 @@ export class TrackingSession {
 
   private async laterRound(round: number, final: boolean): Promise<{ counts: RoundCounts; sendSet: Uint8Array }> {
     const started = performance.now();
-    // Nothing may fail after the CLEAN: its bits exist nowhere else once it has returned.
-    const populated = (await this.driver.domainInfo(this.domid)).nrPages;
+    const populating = this.populatedPages();
     const dirty = await this.driver.logDirtyClean(this.domid, { final });
     const c = this.classifier.classify(dirty.bitmap, final);
-    return { sendSet: c.sendSet, counts: this.countsOf(round, final, c, dirty.stats, populated, started) };
+    return { sendSet: c.sendSet, counts: this.countsOf(round, final, c, dirty.stats, await populating, started) };
   }
 
   private async upgradeToFinal(last: PreparedRound): Promise<{ counts: RoundCounts; sendSet: Uint8Array }> {
     const started = performance.now();
     const round = last.counts.round;
-    const populated = (await this.driver.domainInfo(this.domid)).nrPages;
+    const populating = this.populatedPages();
     const dirty = await this.driver.logDirtyClean(this.domid, { final: true });
     const c = this.classifier.classify(dirty.bitmap, true);
     // Pages the streamer took but the coordinator never saw delivered (it stopped after the
@@ -151,7 +152,20 @@ export class TrackingSession {
       dirtyCount: last.counts.dirtyCount + dirty.stats.dirtyCount,
       faultCount: last.counts.faultCount + dirty.stats.faultCount,
     };
-    return { sendSet: c.sendSet, counts: this.countsOf(round, true, c, stats, populated, started) };
+    return { sendSet: c.sendSet, counts: this.countsOf(round, true, c, stats, await populating, started) };
+  }
+
+  /**
+   * The domain's populated pages, asked for together with a CLEAN (sent just before it, not awaited
+   * first: a final round's preparation is downtime). Nothing may fail after the CLEAN, whose bits
+   * exist nowhere else once it has returned; the figure is only reported, so if it cannot be read
+   * the last one known stands in.
+   */
+  private populatedPages(): Promise<number> {
+    return this.driver.domainInfo(this.domid).then(
+      (info) => (this.lastPopulated = info.nrPages),
+      () => this.lastPopulated,
+    );
   }
 
   private countsOf(

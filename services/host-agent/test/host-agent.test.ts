@@ -278,6 +278,9 @@ describe('host-agent', { timeout: 600_000 }, () => {
     const suspended = await call(client.suspendDomain, client, SuspendDomainRequest.fromPartial({ domid: kv.domid, fence: f }), CALL_MS);
     assert.equal(suspended.domain?.state, DomainState.DOMAIN_STATE_SHUTDOWN);
     assert.equal(suspended.domain?.shutdownReason, ShutdownReason.SHUTDOWN_REASON_SUSPEND);
+    assert.equal(suspended.domain?.name, 'kv-1');
+    assert.equal(suspended.domain?.migrationId, 'm-3');
+    assert.equal(suspended.domain?.uuid, kv.uuid);
     const { context } = await call(client.getVcpuContext, client, GetVcpuContextRequest.fromPartial({ domid: kv.domid }), CALL_MS);
     assert.ok(context.length > 0);
     savedContext = context;

@@ -3,7 +3,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BENCH_WORKLOADS, lineChartSvg, parseVariant, runBench, seedMedians, VARIANTS_DEFAULT, type BenchRun, type BenchWorkload, type SeedMedians } from '@ferry/bench';
+import { BENCH_VARIANTS_DEFAULT, BENCH_WORKLOADS, lineChartSvg, parseVariant, parseVariants, runBench, seedMedians, type BenchRun, type BenchWorkload, type SeedMedians, type Variant } from '@ferry/bench';
 import { startLab, stopLab } from '@ferry/lab';
 import { parseBandwidthBits, parseBytes } from '@ferry/runtime';
 import { num, parse, UsageError } from '../args';
@@ -17,8 +17,10 @@ export const bench: Command = {
 Starts its own two-host lab (or uses --coordinator ADDR with hosts --source/--target), and for
 every workload and seed boots the same guest once per policy variant, lets it run --warmup
 seconds, migrates it from host-1 to host-2 under one bandwidth cap and removes it. Variants
-(--policies): xen-4.17, xen-legacy, layered, each optionally "+compaction" (default: the
-ablation ${VARIANTS_DEFAULT.join(', ')}). Guest knobs: --memory --free --write-rate --hot-set --zipf
+(--policies): xen-4.17, xen-legacy, layered, each optionally "+compaction" and "+zero", and "#2",
+"#3"... to run one again under its own label (default: the ablation
+${BENCH_VARIANTS_DEFAULT.join(', ')}; xen-4.17#2 is the A/A control: its ratios to xen-4.17 are
+how far two identical migrations differ, the resolution of every other ratio). Guest knobs: --memory --free --write-rate --hot-set --zipf
 --phase-seconds --pattern. With several seeds a second table gives, per workload and variant, the
 medians over seeds and the medians of the per-seed ratios. --json FILE writes every run (the
 "ferry migrate --json" fields, the rounds, ratios against xen-4.17) and those medians; --svg-dir
@@ -48,13 +50,12 @@ DIR writes a chart per workload (pages sent and dirty pages per round, per varia
       if (!(BENCH_WORKLOADS as readonly string[]).includes(w)) throw new UsageError(`unknown workload "${w}"`);
       return w as BenchWorkload;
     });
-    const variants = (values.policies ?? VARIANTS_DEFAULT.join(',')).split(',').map((v) => {
-      try {
-        return parseVariant(v);
-      } catch (err) {
-        throw new UsageError((err as Error).message);
-      }
-    });
+    let variants: Variant[];
+    try {
+      variants = parseVariants(values.policies ?? BENCH_VARIANTS_DEFAULT.join(','));
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
     if (!variants.some((v) => v.label === 'xen-4.17')) variants.unshift(parseVariant('xen-4.17')); // the baseline of every ratio
     const pattern = values.pattern;
     if (pattern !== undefined && pattern !== 'sequential' && pattern !== 'random') throw new UsageError('--pattern is sequential or random');

@@ -3,8 +3,13 @@
 //   2. wait for the guest to acknowledge by writing "" back (on timeout, cancel the request);
 //   3. wait, woken by @releaseDomain, until the domain has shut down with reason 'suspend'.
 // It needs only the public driver operations, so any HypervisorDriver can use it.
+//
+// The whole handshake is downtime as a migration sees it, so it makes as few round trips as it
+// can: both watches are set (and the domain's state read) at the same time before the request is
+// written, the wait for the suspend starts the moment the acknowledgement is seen, and the watches
+// are removed without waiting for the replies.
 
-import { HypervisorError, xsPaths, type HypervisorDriver } from '../driver';
+import { HypervisorError, xsPaths, type HypervisorDriver, type XenstoreWatch } from '../driver';
 
 export const DEFAULT_SUSPEND_TIMEOUT_MS = 60_000;
 
@@ -16,102 +21,125 @@ export async function suspendHandshake(
   domid: number,
   timeoutMs = DEFAULT_SUSPEND_TIMEOUT_MS,
 ): Promise<void> {
-  const info = await driver.domainInfo(domid);
-  if (info.state === 'shutdown') {
-    if (info.shutdownReason === 'suspend') return; // already suspended: nothing to do
-    throw new HypervisorError('EBUSY', `domain ${domid} has shut down (${info.shutdownReason}); it cannot suspend`);
-  }
-  if (info.state === 'paused') {
-    throw new HypervisorError('EBUSY', `domain ${domid} is paused; a paused guest cannot answer a suspend request`);
-  }
   const deadline = Date.now() + timeoutMs;
   const shutdownPath = xsPaths.controlShutdown(domid);
-
-  const acknowledged = await waitUntil(
-    driver,
-    shutdownPath,
-    deadline,
-    async () => {
+  const [infoRead, ackWatch, releaseWatch] = await Promise.allSettled([
+    driver.domainInfo(domid),
+    WatchedCondition.open(driver, shutdownPath, async () => {
       const value = await driver.xenstoreRead(shutdownPath);
       return value === '' || value === null;
-    },
-    () => driver.xenstoreWrite(shutdownPath, 'suspend'),
-  );
-  if (!acknowledged) {
-    // Withdraw the request so a late guest does not suspend behind our back.
-    if ((await driver.xenstoreRead(shutdownPath)) === 'suspend') await driver.xenstoreWrite(shutdownPath, '');
-    throw new HypervisorError(
-      'ETIMEDOUT',
-      `domain ${domid} did not acknowledge the suspend request on control/shutdown within ${timeoutMs} ms`,
-    );
-  }
+    }),
+    WatchedCondition.open(driver, RELEASE_DOMAIN_WATCH, async () => {
+      const now = await driver.domainInfo(domid);
+      if (now.state !== 'shutdown') return false;
+      if (now.shutdownReason === 'suspend') return true;
+      throw new HypervisorError('EBUSY', `domain ${domid} shut down with reason ${now.shutdownReason} instead of suspending`);
+    }),
+  ]);
+  const acknowledged = ackWatch.status === 'fulfilled' ? ackWatch.value : undefined;
+  const suspended = releaseWatch.status === 'fulfilled' ? releaseWatch.value : undefined;
+  try {
+    if (infoRead.status === 'rejected') throw infoRead.reason;
+    if (ackWatch.status === 'rejected') throw ackWatch.reason;
+    if (releaseWatch.status === 'rejected') throw releaseWatch.reason;
+    const info = infoRead.value;
+    if (info.state === 'shutdown') {
+      if (info.shutdownReason === 'suspend') return; // already suspended: nothing to do
+      throw new HypervisorError('EBUSY', `domain ${domid} has shut down (${info.shutdownReason}); it cannot suspend`);
+    }
+    if (info.state === 'paused') {
+      throw new HypervisorError('EBUSY', `domain ${domid} is paused; a paused guest cannot answer a suspend request`);
+    }
 
-  const suspended = await waitUntil(driver, RELEASE_DOMAIN_WATCH, deadline, async () => {
-    const now = await driver.domainInfo(domid);
-    if (now.state !== 'shutdown') return false;
-    if (now.shutdownReason === 'suspend') return true;
-    throw new HypervisorError('EBUSY', `domain ${domid} shut down with reason ${now.shutdownReason} instead of suspending`);
-  });
-  if (!suspended) {
-    throw new HypervisorError(
-      'ETIMEDOUT',
-      `domain ${domid} acknowledged the suspend request but did not suspend within ${timeoutMs} ms`,
-    );
+    await driver.xenstoreWrite(shutdownPath, 'suspend');
+    if (!(await acknowledged!.until(deadline))) {
+      // Withdraw the request so a late guest does not suspend behind our back.
+      if ((await driver.xenstoreRead(shutdownPath)) === 'suspend') await driver.xenstoreWrite(shutdownPath, '');
+      throw new HypervisorError(
+        'ETIMEDOUT',
+        `domain ${domid} did not acknowledge the suspend request on control/shutdown within ${timeoutMs} ms`,
+      );
+    }
+    if (!(await suspended!.until(deadline))) {
+      throw new HypervisorError(
+        'ETIMEDOUT',
+        `domain ${domid} acknowledged the suspend request but did not suspend within ${timeoutMs} ms`,
+      );
+    }
+  } finally {
+    acknowledged?.close();
+    suspended?.close();
   }
 }
 
 /**
- * Watches `path` and evaluates `check` after `start` and after every watch event, one evaluation at
- * a time, until it returns true (→ true) or the deadline passes (→ false). Errors from check propagate.
+ * A condition on xenstore or the domain's state, re-evaluated on every event of a watch: `until`
+ * evaluates it at once and after each later event, one evaluation at a time, until it holds (→ true)
+ * or the deadline passes (→ false). Events before `until` are not evaluated (`until` starts with an
+ * evaluation anyway). Errors from the check reject `until`.
  */
-async function waitUntil(
-  driver: HypervisorDriver,
-  path: string,
-  deadline: number,
-  check: () => Promise<boolean>,
-  start?: () => Promise<void>,
-): Promise<boolean> {
-  let started = false;
-  let evaluating = false;
-  let again = false;
-  let settle: (value: boolean) => void = () => {};
-  let fail: (err: unknown) => void = () => {};
-  const outcome = new Promise<boolean>((resolve, reject) => {
-    settle = resolve;
-    fail = reject;
-  });
-  const evaluate = () => {
-    if (!started) return;
-    if (evaluating) {
-      again = true;
+class WatchedCondition {
+  private watch: XenstoreWatch | undefined;
+  private waiting: { settle: (holds: boolean) => void; fail: (err: unknown) => void } | undefined;
+  private evaluating = false;
+  private again = false;
+
+  private constructor(private readonly check: () => Promise<boolean>) {}
+
+  static async open(driver: HypervisorDriver, path: string, check: () => Promise<boolean>): Promise<WatchedCondition> {
+    const condition = new WatchedCondition(check);
+    condition.watch = await driver.xenstoreWatch(path, () => condition.evaluate());
+    return condition;
+  }
+
+  until(deadline: number): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      const timer = setTimeout(() => settle(false), Math.max(0, deadline - Date.now()));
+      const end = () => {
+        clearTimeout(timer);
+        this.waiting = undefined;
+      };
+      const settle = (holds: boolean) => {
+        end();
+        resolve(holds);
+      };
+      this.waiting = {
+        settle,
+        fail: (err) => {
+          end();
+          reject(err);
+        },
+      };
+      this.evaluate();
+    });
+  }
+
+  /** Removes the watch; nothing waits for the reply (a late event finds nobody waiting). */
+  close(): void {
+    void this.watch?.close().catch(() => {});
+  }
+
+  private evaluate(): void {
+    if (!this.waiting) return;
+    if (this.evaluating) {
+      this.again = true;
       return;
     }
-    evaluating = true;
+    this.evaluating = true;
     void (async () => {
       try {
         do {
-          again = false;
-          if (await check()) {
-            settle(true);
+          this.again = false;
+          if (await this.check()) {
+            this.waiting?.settle(true);
             return;
           }
-        } while (again);
+        } while (this.again && this.waiting);
       } catch (err) {
-        fail(err);
+        this.waiting?.fail(err);
       } finally {
-        evaluating = false;
+        this.evaluating = false;
       }
     })();
-  };
-  const watch = await driver.xenstoreWatch(path, evaluate);
-  const timer = setTimeout(() => settle(false), Math.max(0, deadline - Date.now()));
-  try {
-    if (start) await start();
-    started = true;
-    evaluate();
-    return await outcome;
-  } finally {
-    clearTimeout(timer);
-    await watch.close().catch(() => {});
   }
 }
