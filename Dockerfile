@@ -1,10 +1,11 @@
 # syntax=docker/dockerfile:1
 #
 # One image for every Ferry process: the command chooses which one runs, e.g.
-#   node --import tsx services/host-agent/src/main.ts       (any of the five services)
-#   node --import tsx libs/emu-host/src/main.ts --name host-1 --dir /run/ferry/xen --capacity 2GiB
+#   node --initial-old-space-size=128 --no-memory-reducer --import tsx services/host-agent/src/main.ts
+#   node --initial-old-space-size=128 --no-memory-reducer --import tsx libs/emu-host/src/main.ts --name host-1 --dir /run/ferry/xen --capacity 2GiB
 #   node bin/ferry.js demo --coordinator coordinator:7000     (the CLI)
-# Services run from their TypeScript sources through tsx, as everywhere else in Ferry.
+# Services run from their TypeScript sources through tsx, as everywhere else in Ferry, with the V8
+# flags of libs/runtime node-flags.ts (fewer full garbage collections in the downtime window).
 #
 # The build stage has the compilers and Debian's libxen-dev 4.17, so `npm ci` builds every native
 # addon (the shared-memory addon, and the native Xen driver wherever its package exists); the

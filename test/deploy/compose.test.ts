@@ -3,6 +3,7 @@
 // addresses agree between listeners, health checks and peers, and each emulated host shares
 // guest memory and its socket with exactly its four services.
 
+import { SERVICE_NODE_FLAGS } from '@ferry/runtime';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { entryFileOf, grpcServiceOf, processReadsEnv } from './support/code-facts';
@@ -60,6 +61,10 @@ test('every Ferry container runs a file of the repository that the image contain
     assert.ok(entry, `${name} runs no node entry file`);
     assert.ok(repoFileExists(entry), `${name} runs ${entry}, which does not exist`);
     assert.ok(!isIgnored(entry), `${name} runs ${entry}, which .dockerignore leaves out of the image`);
+    if (entry !== 'bin/ferry.js') {
+      const expected = ['node', ...SERVICE_NODE_FLAGS, '--import', 'tsx', entry];
+      assert.deepEqual(s.command?.slice(0, expected.length), expected, `${name} runs with the flags of libs/runtime node-flags.ts`);
+    }
   }
 });
 

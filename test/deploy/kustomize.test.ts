@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
+import { SERVICE_NODE_FLAGS } from '@ferry/runtime';
 import { entryFileOf, grpcServiceOf, processReadsEnv } from './support/code-facts';
 import { isIgnored } from './support/dockerignore';
 import {
@@ -153,7 +154,8 @@ describe('k8s/ agrees with the code', () => {
         const what = `${deployment}: ${name(pod.owner)}/${container.name} runs ${entry}`;
         assert.ok(repoFileExists(entry), `${what}, which does not exist`);
         assert.ok(!isIgnored(entry), `${what}, which .dockerignore leaves out of the image`);
-        assert.deepEqual(container.command?.slice(0, 3), entry === 'bin/ferry.js' ? ['node', 'bin/ferry.js', container.command?.[2]] : ['node', '--import', 'tsx'], what);
+        const expected = entry === 'bin/ferry.js' ? ['node', 'bin/ferry.js', container.command?.[2]] : ['node', ...SERVICE_NODE_FLAGS, '--import', 'tsx'];
+        assert.deepEqual(container.command?.slice(0, expected.length), expected, `${what} with the flags of libs/runtime node-flags.ts`);
       }
     }
   });

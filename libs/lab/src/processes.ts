@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
+import { SERVICE_NODE_FLAGS } from '@ferry/runtime';
 
 export const REPO_ROOT = join(__dirname, '..', '..', '..');
 
@@ -35,7 +36,9 @@ export interface SpawnOptions {
 export async function spawnProcess(opts: SpawnOptions): Promise<SpawnedProcess> {
   const fd = openSync(opts.logFile, 'a');
   const command = opts.rawCommand ? opts.entry : process.execPath;
-  const args = opts.rawCommand ? (opts.args ?? []) : [...nodeArgs(), '--import', 'tsx', join(REPO_ROOT, opts.entry), ...(opts.args ?? [])];
+  const args = opts.rawCommand
+    ? (opts.args ?? [])
+    : [...SERVICE_NODE_FLAGS, ...nodeArgs(), '--import', 'tsx', join(REPO_ROOT, opts.entry), ...(opts.args ?? [])];
   const child = spawn(command, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...opts.env },

@@ -3,3 +3,4 @@ export * from './errors';
 export * from './logger';
 export * from './grpc-server';
 export * from './grpc-call';
+export * from './node-flags';
