@@ -97,7 +97,8 @@ describe('observability of a migration', { timeout: 20 * 60_000 }, () => {
     const named = (spans: ReceivedSpan[], pattern: RegExp) => spans.filter((s) => pattern.test(s.name));
 
     // Wait until the whole tree is in: the root (it ends last), the consumer of the terminal
-    // event, and no span whose parent is missing.
+    // event, no span whose parent is missing, and the server side of every gRPC call made (each
+    // process exports in its own batches, so a callee's spans can arrive after the root).
     const spans = await waitFor(
       'the whole trace at the receiver',
       async () => {
@@ -106,10 +107,15 @@ describe('observability of a migration', { timeout: 20 * 60_000 }, () => {
         const root = t.find((s) => s.name === `migration ${m.id}`);
         const consumedEnd = t.some((s) => s.kind === SPAN_KIND.CONSUMER && s.name === 'process migration_completed');
         const complete = t.every((s) => s.parentSpanId === '' || ids.has(s.parentSpanId));
-        return root && consumedEnd && complete ? t : undefined;
+        const served = new Set(t.filter((s) => s.kind === SPAN_KIND.SERVER).map((s) => s.parentSpanId));
+        const answered = t.filter((s) => s.kind === SPAN_KIND.CLIENT && s.attributes['rpc.system'] === 'grpc').every((s) => served.has(s.spanId));
+        return root && consumedEnd && complete && answered ? t : undefined;
       },
       120_000,
     );
+
+    // The wait above did look at the gRPC calls: the instrumentation marks their client spans.
+    assert.ok(spans.some((s) => s.kind === SPAN_KIND.CLIENT && s.attributes['rpc.system'] === 'grpc'), 'gRPC client spans carry rpc.system');
 
     // Nothing of this migration went into another trace.
     const elsewhere = receiver.spans.filter((s) => s.attributes['ferry.migration_id'] === m.id && s.traceId !== m.traceId);
