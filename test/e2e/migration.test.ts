@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { KvClient } from '@ferry/guest';
 import { MigrationOutcome, MigrationPhase, WorkloadKind } from '@ferry/proto';
 import { runMigrationSession } from '../../libs/cli/src/migration-session';
-import { leftoverShm, running, startTestCluster, waitFor, type TestCluster } from '../support/cluster';
+import { waitFor } from '@ferry/testing';
+import { leftoverShm, running, startTestCluster, type TestCluster } from '../support/cluster';
 
 const MiB = 1024 * 1024;
 

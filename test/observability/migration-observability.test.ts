@@ -19,7 +19,8 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Migration, MigrationEvent, MigrationPhase, WorkloadKind } from '@ferry/proto';
 import { runMigrationSession } from '../../libs/cli/src/migration-session';
 import { parseExposition, type Exposition } from '../../libs/telemetry/test/support/exposition-parser';
-import { startTestCluster, waitFor, type TestCluster } from '../support/cluster';
+import { waitFor } from '@ferry/testing';
+import { startTestCluster, type TestCluster } from '../support/cluster';
 import { OtlpReceiver, SPAN_KIND, type ReceivedSpan } from './support/otlp-receiver';
 
 const MiB = 1024 * 1024;

@@ -57,22 +57,6 @@ export async function startTestCluster(hosts = 2, opts: { env?: Record<string, s
 
 export const running = (d: Domain) => d.state === DomainState.DOMAIN_STATE_RUNNING;
 
-/** Polls `check` until it returns a value or the deadline passes. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 /** Shared-memory objects the emulated hosts of this cluster left behind (should be none). */
 export function leftoverShm(pids: number[]): string[] {
   try {

@@ -16,7 +16,8 @@ import { connectEmulatedDriver, kibToPages, xsPaths } from '@ferry/hypervisor';
 import { DomainState, HostAgentClient, MigrationPhase, PageStreamerClient, WorkloadKind } from '@ferry/proto';
 import { call } from '@ferry/runtime';
 import { readDomainImage } from '@ferry/xen-stream';
-import { leftoverShm, startTestCluster, waitFor, type TestCluster } from '../support/cluster';
+import { waitFor } from '@ferry/testing';
+import { leftoverShm, startTestCluster, type TestCluster } from '../support/cluster';
 import { REPO_ROOT, requireVerifier, verifyStream } from './xen-verifier';
 
 const MiB = 1024 * 1024;
@@ -183,7 +184,7 @@ describe('ferry export on a lab cluster', { timeout: 20 * 60_000 }, () => {
       assert.equal(existsSync(join(dir, 'busy.xl')), false);
     } finally {
       await c.ferry.cancelMigration(id, 'test: done with the mid-migration export');
-      await waitFor('the cancelled migration to end', async () => ((await c.ferry.getMigration(id)).phase === MigrationPhase.MIGRATION_PHASE_DONE ? true : undefined), 180_000);
+      await waitFor('the cancelled migration to end', async () => (await c.ferry.getMigration(id)).phase === MigrationPhase.MIGRATION_PHASE_DONE, 180_000);
     }
   });
 });

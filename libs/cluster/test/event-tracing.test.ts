@@ -12,7 +12,7 @@ import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor } from '@
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MigrationEvent } from '@ferry/proto';
 import { EVENT_STREAM, EVENT_STREAM_SUBJECTS, MigrationEvents, type StoredEvent } from '../src';
-import { startNats, type NatsFixture } from './nats-fixture';
+import { startNats, waitFor, type NatsFixture } from '@ferry/testing';
 
 function phaseEvent(migrationId: string, sequence: number): MigrationEvent {
   return MigrationEvent.fromPartial({
@@ -21,14 +21,6 @@ function phaseEvent(migrationId: string, sequence: number): MigrationEvent {
     time: new Date(),
     event: { $case: 'phaseChanged', phaseChanged: { from: sequence - 1, to: sequence, reason: `step ${sequence}` } },
   });
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('the event stream with traces', { timeout: 120_000 }, () => {

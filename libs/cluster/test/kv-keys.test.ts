@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { bucketKeys, listHosts, registerHost, type HostRecord } from '../src';
-import { startNats, type NatsFixture } from './nats-fixture';
+import { startNats, type NatsFixture } from '@ferry/testing';
 
 describe('KV keys listed while they are written', { timeout: 120_000 }, () => {
   let nats: NatsFixture;

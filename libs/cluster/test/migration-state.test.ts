@@ -15,7 +15,7 @@ import {
   isTerminalEvent,
   type StoredEvent,
 } from '../src';
-import { startNats, type NatsFixture } from './nats-fixture';
+import { startNats, waitFor, type NatsFixture } from '@ferry/testing';
 
 const LONG = { timeout: 120_000 };
 
@@ -41,14 +41,6 @@ async function collect(it: AsyncIterable<StoredEvent>): Promise<StoredEvent[]> {
   const out: StoredEvent[] = [];
   for await (const e of it) out.push(e);
   return out;
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('migration records and events in NATS', LONG, () => {

@@ -9,17 +9,9 @@ import { MigrationEvents, MigrationRecords } from '@ferry/cluster';
 import { Migration, MigrationPhase } from '@ferry/proto';
 import { createLogger } from '@ferry/runtime';
 import { MigrationJournal } from '../src/journal';
-import { startNats, type NatsFixture } from '../../cluster/test/nats-fixture';
+import { startNats, waitFor, type NatsFixture } from '@ferry/testing';
 
 const P = MigrationPhase;
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('migration journal: holding events for the downtime window', { timeout: 120_000 }, () => {
   let nats: NatsFixture;

@@ -10,7 +10,8 @@ import { bitmapCount, bitmapPfns, PAGE_SIZE, pagesToKiB, xsPaths } from '@ferry/
 import { PageBatchFlag, PageEncoding, BatchRejectReason, ChecksumAlgorithm, PayloadCompression } from '@ferry/proto';
 import { FerryError } from '@ferry/runtime';
 import { BatchEncoder, DEFAULT_SENDER_TIMEOUTS, encodeBatchHeaderFrame, openSession, type BatchHeader, type SenderDeps } from '@ferry/streaming';
-import { newToken, startStreamerPair, waitFor, type StreamerPair } from './support/pair';
+import { waitFor } from '@ferry/testing';
+import { newToken, startStreamerPair, type StreamerPair } from './support/pair';
 
 const GUEST_PAGES = (16 * 1024 * 1024) / PAGE_SIZE;
 const END = PageBatchFlag.PAGE_BATCH_FLAG_END_OF_ROUND | PageBatchFlag.PAGE_BATCH_FLAG_END_OF_STREAM;

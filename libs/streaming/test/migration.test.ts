@@ -9,7 +9,8 @@ import { LoadGenerator } from '@ferry/guest';
 import { runPrecopy, xen417Policy, layeredPolicy, type PrecopyExecutor, type RoundPlan } from '@ferry/policy';
 import { PayloadCompression } from '@ferry/proto';
 import type { SendRoundStats } from '@ferry/streaming';
-import { newToken, startStreamerPair, waitFor, type StreamerPair } from './support/pair';
+import { waitFor } from '@ferry/testing';
+import { newToken, startStreamerPair, type StreamerPair } from './support/pair';
 
 const GUEST_PAGES = (32 * 1024 * 1024) / PAGE_SIZE;
 

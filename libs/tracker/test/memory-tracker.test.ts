@@ -6,7 +6,8 @@ import { status } from '@grpc/grpc-js';
 import { bitmapCount, bitmapPfns, PAGE_SIZE } from '@ferry/hypervisor';
 import { createLogger, FerryError } from '@ferry/runtime';
 import { MemoryTracker } from '@ferry/tracker';
-import { startEmuHosts, waitFor, type TestHosts } from './support/emu';
+import { waitFor } from '@ferry/testing';
+import { startEmuHosts, type TestHosts } from './support/emu';
 
 const GUEST_PAGES = (16 * 1024 * 1024) / PAGE_SIZE;
 const logger = createLogger('memory-tracker-test', {});

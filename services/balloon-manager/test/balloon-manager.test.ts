@@ -23,7 +23,8 @@ import {
   type GuestMemory,
 } from '@ferry/proto';
 import { call, createLogger, type StartedGrpcServer } from '@ferry/runtime';
-import { failure, spawnService, tempDir, waitFor, type ServiceProcess } from '../../../libs/agent/test/support/processes';
+import { tempDir, waitFor } from '@ferry/testing';
+import { failure, spawnService, type ServiceProcess } from '../../../libs/agent/test/support/processes';
 import { startBalloonManagerServer } from '../src/server';
 
 const MiB = 1024 * 1024;
@@ -193,7 +194,7 @@ describe('balloon-manager', { timeout: 600_000 }, () => {
     const restored = await a.restore(halfFree, fence('m-1', 3));
     assert.equal(restored.targetPages, 32768n);
     assert.equal(restored.frozen, false);
-    await waitFor('the guest to deflate', async () => ((await a.memory(halfFree)).populatedPages === 32768n ? true : undefined));
+    await waitFor('the guest to deflate', async () => (await a.memory(halfFree)).populatedPages === 32768n);
     const again = await a.restore(halfFree, fence('m-1', 3));
     assert.equal(again.targetPages, 32768n, 'a retried restore sets the same target');
     assert.equal((await a.memory(halfFree)).frozen, false);
@@ -278,7 +279,7 @@ describe('balloon-manager', { timeout: 600_000 }, () => {
       const cancelled = failure(p.compact({ domid: stuck, fence: fence('m-7', 1), settleTimeoutMs: 600_000n }));
       await waitFor('the compaction target to be set', async () => {
         const m = await p.memory(stuck);
-        return m.frozenBy === 'm-7' && m.targetPages < m.populatedPages ? true : undefined;
+        return m.frozenBy === 'm-7' && m.targetPages < m.populatedPages;
       });
       const restored = await p.restore(stuck, fence('m-7', 1));
       assert.equal(restored.frozen, false);

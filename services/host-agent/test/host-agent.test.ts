@@ -32,8 +32,9 @@ import {
   type DomainSpec,
 } from '@ferry/proto';
 import { call } from '@ferry/runtime';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { failure, spawnService, startNats, tempDir, waitFor, type ServiceProcess } from '../../../libs/agent/test/support/processes';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { startNats, tempDir, waitFor, type NatsFixture } from '@ferry/testing';
+import { failure, spawnService, type ServiceProcess } from '../../../libs/agent/test/support/processes';
 
 const MiB = 1024 * 1024;
 const HOST = 'host-a';
@@ -43,7 +44,7 @@ const CALL_MS = 60_000;
 describe('host-agent', { timeout: 600_000 }, () => {
   const dir = tempDir('ferry-host-agent');
   let emu: EmuHostProcess;
-  let nats: { url: string; stop(): Promise<void> };
+  let nats: NatsFixture;
   let nc: NatsConnection;
   let agent: ServiceProcess;
   let client: HostAgentClient;
@@ -54,7 +55,7 @@ describe('host-agent', { timeout: 600_000 }, () => {
   before(async () => {
     emu = await spawnEmuHost({ name: HOST, dir: dir.path, capacityBytes: 1024 * MiB });
     nats = await startNats();
-    nc = await connect({ servers: nats.url });
+    nc = await nats.connect();
     agent = await spawnService('host-agent', {
       FERRY_HOST: HOST,
       FERRY_DRIVER: 'emulated',
@@ -71,7 +72,6 @@ describe('host-agent', { timeout: 600_000 }, () => {
   after(async () => {
     client?.close();
     await agent?.stop();
-    await nc?.close();
     await nats?.stop();
     await emu?.stop();
     dir.remove();
@@ -355,6 +355,6 @@ describe('host-agent', { timeout: 600_000 }, () => {
     assert.deepEqual(await call(client.destroyDomain, client, DestroyDomainRequest.fromPartial({ domid: kv.domid }), CALL_MS), { destroyed: true });
     const code = await agent.stop();
     assert.equal(code, 0, agent.output());
-    await waitFor('the registry entry to go', async () => ((await getHost(nc, HOST)) === undefined ? true : undefined));
+    await waitFor('the registry entry to go', async () => (await getHost(nc, HOST)) === undefined);
   });
 });

@@ -21,8 +21,8 @@ import {
   TimeoutAction,
   type MigrationEvent,
 } from '@ferry/proto';
-import { stopProcess } from '@ferry/lab';
-import { eventually, natsConnect, startCoordinator, startNats, tempDir, type CoordinatorProcess, type NatsServer } from './fixtures';
+import { startNats, tempDir, waitFor, type NatsFixture } from '@ferry/testing';
+import { startCoordinator, type CoordinatorProcess } from './fixtures';
 
 const LONG = { timeout: 300_000 };
 
@@ -66,21 +66,21 @@ function leftBehind(id: string, extra: Partial<Migration> = {}): Migration {
 }
 
 describe('migration-coordinator API', LONG, () => {
-  const tmp = tempDir('ferry-coordinator-');
-  let nats: NatsServer;
+  const tmp = tempDir('ferry-coordinator');
+  let nats: NatsFixture;
   let nc: NatsConnection;
   let coordinator: CoordinatorProcess | undefined;
   let ferry: FerryClient;
   const silentHosts: Array<{ stop(): Promise<void> }> = [];
 
   before(async () => {
-    nats = await startNats(tmp.dir);
-    nc = await natsConnect(nats.url);
+    nats = await startNats();
+    nc = await nats.connect();
     // Two migrations a previous coordinator left in the store, for the takeover test.
     const records = await MigrationRecords.open(nc);
     await records.create(leftBehind('mig-left-queued'));
     await records.create(leftBehind('mig-left-cancelled', { cancelRequested: true, cancelReason: 'operator changed their mind', domainName: 'other' }));
-    coordinator = await startCoordinator(tmp.dir, nats.url);
+    coordinator = await startCoordinator(tmp.path, nats.url);
     ferry = new FerryClient(coordinator.address);
   });
 
@@ -88,8 +88,7 @@ describe('migration-coordinator API', LONG, () => {
     ferry?.close();
     for (const h of silentHosts) await h.stop();
     await coordinator?.stop();
-    await nc?.close();
-    if (nats) await stopProcess(nats.pid);
+    await nats?.stop();
     tmp.remove();
   });
 
@@ -220,7 +219,7 @@ describe('migration-coordinator API', LONG, () => {
     assert.equal(summary.policy, 'xen-4.17');
 
     // The one cancelled while queued ends CANCELLED without running.
-    const cancelled = await eventually('the cancelled migration to end', async () => {
+    const cancelled = await waitFor('the cancelled migration to end', async () => {
       const c = await ferry.getMigration('mig-left-cancelled');
       return c.phase === MigrationPhase.MIGRATION_PHASE_DONE ? c : undefined;
     });
@@ -255,7 +254,7 @@ describe('migration-coordinator API', LONG, () => {
   });
 
   test('a second coordinator over the same store finds everything ended and leaves it alone', async () => {
-    const second = await startCoordinator(tmp.dir, nats.url, {}, 'coordinator-2');
+    const second = await startCoordinator(tmp.path, nats.url, {}, 'coordinator-2');
     const other = new FerryClient(second.address);
     try {
       const m = await other.getMigration('mig-left-queued');

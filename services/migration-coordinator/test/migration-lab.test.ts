@@ -26,7 +26,8 @@ import {
   type Migration,
   type MigrationEvent,
 } from '@ferry/proto';
-import { natsConnect, startCoordinator, startNats, tempDir, type CoordinatorProcess, type NatsServer } from './fixtures';
+import { startNats, tempDir, type NatsFixture } from '@ferry/testing';
+import { startCoordinator, type CoordinatorProcess } from './fixtures';
 
 const LONG = { timeout: 900_000 };
 const MiB = 1024 * 1024;
@@ -44,9 +45,9 @@ function phasesOf(events: MigrationEvent[]): P[] {
 }
 
 describe('migrations on a local cluster', LONG, () => {
-  const tmp = tempDir('ferry-lab-');
-  const labDir = join(tmp.dir, 'lab');
-  let nats: NatsServer;
+  const tmp = tempDir('ferry-lab');
+  const labDir = join(tmp.path, 'lab');
+  let nats: NatsFixture;
   let lab: LabState;
   let ferry: FerryClient;
   let replacement: CoordinatorProcess | undefined;
@@ -90,7 +91,7 @@ describe('migrations on a local cluster', LONG, () => {
   }
 
   before(async () => {
-    nats = await startNats(tmp.dir);
+    nats = await startNats();
     lab = await startLab({ dir: labDir, hosts: 2, natsUrl: nats.url, capacityBytes: 1024 ** 3 });
     ferry = new FerryClient(lab.coordinator, { deadlineMs: 120_000 });
     await ferry.createDomain('host-1', { name: 'web-1', memoryBytes: 64 * MiB, workload: { kind: WorkloadKind.WORKLOAD_KIND_KV, writeRate: 200, freeFraction: 0.5, seed: 7 } });
@@ -101,7 +102,7 @@ describe('migrations on a local cluster', LONG, () => {
     ferry?.close();
     await replacement?.stop();
     await stopLab(labDir);
-    if (nats) await stopProcess(nats.pid);
+    await nats?.stop();
     tmp.remove();
   });
 
@@ -170,7 +171,7 @@ describe('migrations on a local cluster', LONG, () => {
       assert.equal(s.balloon_released_pages, 0, 'the Xen baselines do not compact');
 
       // Every event in NATS carries the migration's trace context.
-      const nc = await natsConnect(nats.url);
+      const nc = await nats.connect();
       try {
         const stored = [];
         for await (const e of (await MigrationEvents.open(nc)).read(m.id)) stored.push(e);
@@ -296,7 +297,7 @@ describe('migrations on a local cluster', LONG, () => {
     process.kill(old.pid, 'SIGKILL');
     await stopProcess(old.pid);
     ferry.close();
-    replacement = await startCoordinator(tmp.dir, nats.url, {}, 'coordinator-2');
+    replacement = await startCoordinator(tmp.path, nats.url, {}, 'coordinator-2');
     ferry = new FerryClient(replacement.address, { deadlineMs: 120_000 });
     const m = await ferry.waitForEnd(m0.id);
     assert.equal(m.outcome, MigrationOutcome.MIGRATION_OUTCOME_ROLLED_BACK, m.failure?.reason);

@@ -17,7 +17,8 @@ import {
   PayloadCompression,
 } from '@ferry/proto';
 import { call, GRPC_MESSAGE_LIMITS, reasonOf } from '@ferry/runtime';
-import { startEmuHosts, waitFor, type TestHosts } from '../../../libs/tracker/test/support/emu';
+import { waitFor } from '@ferry/testing';
+import { startEmuHosts, type TestHosts } from '../../../libs/tracker/test/support/emu';
 import { startService, type ServiceProcess } from '../../memory-tracker/test/support/service-process';
 
 const GUEST_PAGES = (32 * 1024 * 1024) / PAGE_SIZE;

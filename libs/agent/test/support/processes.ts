@@ -1,43 +1,13 @@
-// Test support shared by the host-agent and balloon-manager tests: a real nats-server on a free
-// port, real service processes started from their main.ts and awaited on their "ready" line, a
-// poll-with-deadline helper, and the status + reason of a failed gRPC call.
+// Test support shared by the host-agent and balloon-manager tests: real service processes started
+// from their main.ts and awaited on their "ready" line, and the status + reason of a failed gRPC call.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { reasonOf } from '@ferry/runtime';
 import type { ServiceError } from '@grpc/grpc-js';
 
 export const REPO_ROOT = join(__dirname, '..', '..', '..', '..');
-export const NATS_SERVER = '/usr/sbin/nats-server';
-
-export function tempDir(prefix: string): { path: string; remove(): void } {
-  const path = mkdtempSync(join(tmpdir(), `${prefix}-`));
-  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
-}
-
-/** Polls `probe` until it returns something other than undefined, or fails after `timeoutMs`. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-      last = undefined;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    }
-    await sleep(everyMs);
-  }
-}
 
 /** The gRPC status code and Ferry reason of a call that must fail. */
 export async function failure(call: Promise<unknown>): Promise<{ code: number; reason: string | undefined; message: string }> {
@@ -48,31 +18,6 @@ export async function failure(call: Promise<unknown>): Promise<{ code: number; r
     return { code: se.code, reason: reasonOf(err), message: se.details ?? se.message };
   }
   throw new Error('the call succeeded but was expected to fail');
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = new Socket();
-    const done = (ok: boolean) => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(1000, () => done(false));
-    sock.once('connect', () => done(true));
-    sock.once('error', () => done(false));
-    sock.connect(port, '127.0.0.1');
-  });
 }
 
 export interface RunningProcess {
@@ -109,28 +54,6 @@ function track(child: ChildProcess, name: string): RunningProcess {
       const { code } = await exited;
       clearTimeout(timer);
       return code;
-    },
-  };
-}
-
-/** A nats-server with JetStream on a free loopback port, storing in its own temporary folder. */
-export async function startNats(): Promise<{ url: string; stop(): Promise<void> }> {
-  const dir = tempDir('ferry-nats');
-  const port = await freePort();
-  const child = spawn(NATS_SERVER, ['-js', '-sd', dir.path, '-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const proc = track(child, 'nats-server');
-  try {
-    await waitFor(`nats-server on port ${port}`, async () => ((await canConnect(port)) ? true : undefined), 30_000);
-  } catch (err) {
-    await proc.stop();
-    dir.remove();
-    throw new Error(`${(err as Error).message}\n${proc.output()}`);
-  }
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    async stop() {
-      await proc.stop();
-      dir.remove();
     },
   };
 }

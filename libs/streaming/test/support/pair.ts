@@ -9,7 +9,6 @@ import { NoSendSetSource, PageStreamer, type PreparedFinalRound, type SendSetSou
 import { MemoryTracker } from '@ferry/tracker';
 import { startEmuHosts, type TestHosts } from '../../../tracker/test/support/emu';
 
-export { waitFor } from '../../../tracker/test/support/emu';
 
 /** The source tracker's send sets without the gRPC hop (services/page-streamer tests cover that). */
 export class TrackerSendSets implements SendSetSource {
