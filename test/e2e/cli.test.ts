@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isAlive, REPO_ROOT, startNatsServer, stopProcess, type SpawnedProcess } from '@ferry/lab';
@@ -95,6 +95,33 @@ describe('the ferry command', { timeout: 15 * 60_000 }, () => {
     const usage = await ferry(['migrate', 'cli-kv'], env);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /--to <host> is required/);
+  });
+
+  test('bench --from pools the runs of earlier reports, and refuses a file that is not one', async () => {
+    const runOf = (seed: number, variant: string, downtime: number, ratio: number) => ({ workload: 'kv', variant, seed, outcome: 'succeeded', bytes_sent: 1 << 20, total_ms: 1000, downtime_ms: downtime, ratio_bytes: 1, ratio_total: 1, ratio_downtime: ratio });
+    const first = join(dir, 'bench-a.json');
+    const second = join(dir, 'bench-b.json');
+    writeFileSync(first, JSON.stringify({ runs: [runOf(1, 'xen-4.17', 20, 1), runOf(1, 'layered', 18, 0.9), runOf(2, 'xen-4.17', 20, 1), runOf(2, 'layered', 16, 0.8)] }));
+    writeFileSync(second, JSON.stringify({ runs: [runOf(1, 'xen-4.17', 20, 1), runOf(1, 'layered', 20, 1)] }));
+    const out = join(dir, 'pooled.json');
+    const pooled = await ferry(['bench', '--from', `${first},${second}`, '--json', out], env);
+    assert.equal(pooled.code, 0, pooled.stderr);
+    assert.match(pooled.stdout, /down× 95%/);
+    const report = JSON.parse(readFileSync(out, 'utf8')) as { runs: unknown[]; medians: Array<{ variant: string; seeds: number; ratio_downtime: number; ratio_downtime_interval?: [number, number] }> };
+    assert.equal(report.runs.length, 6);
+    const layered = report.medians.find((m) => m.variant === 'layered')!;
+    assert.equal(layered.seeds, 3);
+    assert.equal(layered.ratio_downtime, 0.9);
+    assert.ok(layered.ratio_downtime_interval && layered.ratio_downtime_interval[0] >= 0.8 && layered.ratio_downtime_interval[1] <= 1);
+
+    const notAReport = join(dir, 'not-a-report.json');
+    writeFileSync(notAReport, JSON.stringify({ hello: 'world' }));
+    const refused = await ferry(['bench', '--from', notAReport], env);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /not a report of ferry bench --json/);
+    const missing = await ferry(['bench', '--from', join(dir, 'no-such.json')], env);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /no-such\.json.*ENOENT/);
   });
 
   test('lab down stops every process the lab started', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { median, seedMedians, type BenchRun } from '@ferry/bench';
+import { median, medianInterval, seedMedians, type BenchRun } from '@ferry/bench';
 
 function run(workload: 'kv' | 'web', variant: string, seed: number, fig: { bytes: number; total: number; down: number; ratioDown?: number }, outcome = 'succeeded'): BenchRun {
   return {
@@ -47,5 +47,32 @@ describe('medians over seeds', () => {
     // The median of the paired ratios (0.8, 1.1, 0.9), not the ratio of the medians (54 / 60).
     assert.equal(layered.ratio_downtime, 0.9);
     assert.equal(rows[2].ratio_downtime, undefined, 'no baseline, no ratio');
+  });
+
+  it('gives the downtime ratio an interval from three seeds on, the same every time', () => {
+    const ratios = [0.8, 1.1, 0.9, 0.95, 1.3, 0.7, 1.0];
+    const interval = medianInterval(ratios)!;
+    assert.deepEqual(medianInterval(ratios), interval, 'deterministic');
+    const [low, high] = interval;
+    assert.ok(low <= median(ratios) && median(ratios) <= high, `${low}–${high} holds the median`);
+    assert.ok(low >= 0.7 && high <= 1.3, 'within the values');
+    assert.ok(low < high, 'values that differ leave room');
+    assert.deepEqual(medianInterval([0.9, 0.9, 0.9, 0.9]), [0.9, 0.9], 'no spread, no room');
+    assert.equal(medianInterval([0.8, 1.2]), undefined, 'two seeds say too little');
+    // More seeds of the same spread narrow it.
+    const many = Array.from({ length: 10 }, () => ratios).flat();
+    const [lowMany, highMany] = medianInterval(many)!;
+    assert.ok(highMany - lowMany < high - low, `${lowMany}–${highMany} is narrower than ${low}–${high}`);
+  });
+
+  it('puts the interval on each variant with enough seeds', () => {
+    const runs = [1, 2, 3].flatMap((seed) => [
+      run('kv', 'xen-4.17', seed, { bytes: 100, total: 10, down: 20, ratioDown: 1 }),
+      run('kv', 'layered', seed, { bytes: 60, total: 6, down: 18, ratioDown: [0.8, 0.9, 1.0][seed - 1] }),
+    ]);
+    const [xen, layered] = seedMedians(runs);
+    assert.deepEqual(xen.ratio_downtime_interval, [1, 1]);
+    const [low, high] = layered.ratio_downtime_interval!;
+    assert.ok(low >= 0.8 && high <= 1.0 && low <= 0.9 && 0.9 <= high);
   });
 });

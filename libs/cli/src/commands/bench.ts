@@ -1,6 +1,6 @@
 // `ferry bench`: real migrations in a lab, side by side with xen-4.17, as ratios.
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_VARIANTS_DEFAULT, BENCH_WORKLOADS, lineChartSvg, parseVariant, parseVariants, runBench, seedMedians, type BenchRun, type BenchWorkload, type SeedMedians, type Variant } from '@ferry/bench';
@@ -11,7 +11,7 @@ import type { Command } from './command';
 
 export const bench: Command = {
   name: 'bench',
-  usage: 'bench [--workloads kv,...] [--policies ...] [--memory 256MiB] [--free 0.5] [--bandwidth 1gbit] [--seeds 1] [--json FILE] [--svg-dir DIR]',
+  usage: 'bench [--workloads kv,...] [--policies ...] [--memory 256MiB] [--free 0.5] [--bandwidth 1gbit] [--seeds 1] [--json FILE] [--svg-dir DIR] | bench --from FILE,... [--json FILE]',
   summary: 'measure real migrations in a lab: every policy variant against xen-4.17, as ratios',
   help: `
 Starts its own two-host lab (or uses --coordinator ADDR with hosts --source/--target), and for
@@ -22,9 +22,12 @@ seconds, migrates it from host-1 to host-2 under one bandwidth cap and removes i
 ${BENCH_VARIANTS_DEFAULT.join(', ')}; xen-4.17#2 is the A/A control: its ratios to xen-4.17 are
 how far two identical migrations differ, the resolution of every other ratio). Guest knobs: --memory --free --write-rate --hot-set --zipf
 --phase-seconds --pattern. With several seeds a second table gives, per workload and variant, the
-medians over seeds and the medians of the per-seed ratios. --json FILE writes every run (the
-"ferry migrate --json" fields, the rounds, ratios against xen-4.17) and those medians; --svg-dir
-DIR writes a chart per workload (pages sent and dirty pages per round, per variant).`,
+medians over seeds and the medians of the per-seed ratios, with a 95% interval for the downtime
+ratio from three seeds on (a bootstrap over the seeds: how far that median could move). --json
+FILE writes every run (the "ferry migrate --json" fields, the rounds, ratios against xen-4.17) and
+those medians; --svg-dir DIR writes a chart per workload (pages sent and dirty pages per round, per
+variant). --from FILE,... migrates nothing: it pools the runs of earlier --json files (each run's
+ratios are against xen-4.17 of its own seed and run) and prints their medians again.`,
   async run(argv) {
     const { values } = parse(argv, {
       workloads: { type: 'string' },
@@ -45,7 +48,9 @@ DIR writes a chart per workload (pages sent and dirty pages per round, per varia
       coordinator: { type: 'string' },
       source: { type: 'string' },
       target: { type: 'string' },
+      from: { type: 'string' },
     });
+    if (values.from !== undefined) return summarizeEarlierRuns(values.from.split(','), values.json, argv);
     const workloads = (values.workloads ?? BENCH_WORKLOADS.join(',')).split(',').map((w) => {
       if (!(BENCH_WORKLOADS as readonly string[]).includes(w)) throw new UsageError(`unknown workload "${w}"`);
       return w as BenchWorkload;
@@ -128,8 +133,34 @@ DIR writes a chart per workload (pages sent and dirty pages per round, per varia
   },
 };
 
+/** `--from`: the medians of runs pooled from earlier `--json` reports. */
+function summarizeEarlierRuns(files: string[], jsonOut: string | undefined, argv: string[]): number {
+  const runs: BenchRun[] = [];
+  for (const file of files) {
+    let report: unknown;
+    try {
+      report = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new UsageError(`--from ${file}: ${(err as Error).message}`);
+    }
+    const fileRuns = (report as { runs?: unknown }).runs;
+    if (!Array.isArray(fileRuns) || fileRuns.some((r) => typeof r?.workload !== 'string' || typeof r?.variant !== 'string' || typeof r?.downtime_ms !== 'number')) {
+      throw new UsageError(`--from ${file}: not a report of ferry bench --json (no "runs" with workload, variant and downtime_ms)`);
+    }
+    runs.push(...(fileRuns as BenchRun[]));
+  }
+  const medians = seedMedians(runs);
+  printMedians(medians);
+  console.log(`\n${runs.length} migrations from ${files.join(', ')}`);
+  if (jsonOut) {
+    writeFileSync(jsonOut, JSON.stringify({ command: `ferry bench ${argv.join(' ')}`, runs, medians }, null, 2));
+    console.log(`wrote ${jsonOut}`);
+  }
+  return 0;
+}
+
 function printMedians(rows: SeedMedians[]): void {
-  const header = ['workload', 'variant', 'seeds', 'MiB sent', 'total ms', 'down ms', 'bytes×', 'total×', 'down×'];
+  const header = ['workload', 'variant', 'seeds', 'MiB sent', 'total ms', 'down ms', 'bytes×', 'total×', 'down×', 'down× 95%'];
   const f = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(2));
   const body = rows.map((r) => [
     r.workload,
@@ -141,6 +172,7 @@ function printMedians(rows: SeedMedians[]): void {
     f(r.ratio_bytes),
     f(r.ratio_total),
     f(r.ratio_downtime),
+    r.ratio_downtime_interval ? `${f(r.ratio_downtime_interval[0])}–${f(r.ratio_downtime_interval[1])}` : '-',
   ]);
   console.log('\nmedians over seeds (ratios: the median of each seed\'s ratio to xen-4.17)');
   printColumns(header, body);
