@@ -122,6 +122,9 @@ describe('the ferry command', { timeout: 15 * 60_000 }, () => {
     const missing = await ferry(['bench', '--from', join(dir, 'no-such.json')], env);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /no-such\.json.*ENOENT/);
+    const mixed = await ferry(['bench', '--from', first, '--seeds', '1,2'], env);
+    assert.equal(mixed.code, 2);
+    assert.match(mixed.stderr, /--from migrates nothing.*--seeds/);
   });
 
   test('lab down stops every process the lab started', async () => {

@@ -50,7 +50,11 @@ ratios are against xen-4.17 of its own seed and run) and prints their medians ag
       target: { type: 'string' },
       from: { type: 'string' },
     });
-    if (values.from !== undefined) return summarizeEarlierRuns(values.from.split(','), values.json, argv);
+    if (values.from !== undefined) {
+      const migrating = Object.keys(values).filter((k) => k !== 'from' && k !== 'json');
+      if (migrating.length > 0) throw new UsageError(`--from migrates nothing; it takes only --json (not --${migrating.join(', --')})`);
+      return summarizeEarlierRuns(values.from.split(','), values.json, argv);
+    }
     const workloads = (values.workloads ?? BENCH_WORKLOADS.join(',')).split(',').map((w) => {
       if (!(BENCH_WORKLOADS as readonly string[]).includes(w)) throw new UsageError(`unknown workload "${w}"`);
       return w as BenchWorkload;
@@ -143,7 +147,7 @@ function summarizeEarlierRuns(files: string[], jsonOut: string | undefined, argv
     } catch (err) {
       throw new UsageError(`--from ${file}: ${(err as Error).message}`);
     }
-    const fileRuns = (report as { runs?: unknown }).runs;
+    const fileRuns = (report as { runs?: unknown } | null)?.runs;
     if (!Array.isArray(fileRuns) || fileRuns.some((r) => typeof r?.workload !== 'string' || typeof r?.variant !== 'string' || typeof r?.downtime_ms !== 'number')) {
       throw new UsageError(`--from ${file}: not a report of ferry bench --json (no "runs" with workload, variant and downtime_ms)`);
     }
