@@ -31,9 +31,10 @@ function roleOf(argv: string[]): Role | undefined {
   return undefined;
 }
 
-/** In a child: telemetry first (the instrumentation must patch grpc-js before it loads). */
 // require, not import(): the instrumentation patches grpc-js as require loads it.
 const load = createRequire(__filename);
+
+/** In a child: telemetry first (the instrumentation must patch grpc-js before it loads). */
 function loadGrpc(kind: Kind): typeof import('@grpc/grpc-js') {
   if (kind === 'traced') (load('../src/otel-sdk') as typeof import('../src/otel-sdk')).startTelemetry(`grpc-hop-${process.argv[2]}`);
   return load('@grpc/grpc-js') as typeof import('@grpc/grpc-js');
